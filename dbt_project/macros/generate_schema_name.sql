@@ -1,0 +1,4 @@
+{#- Layers are schemas named as configured (staging, marts, config), not prefixed by the target. -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {{ custom_schema_name if custom_schema_name else target.schema }}
+{%- endmacro %}

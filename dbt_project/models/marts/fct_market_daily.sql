@@ -1,0 +1,77 @@
+{#- One row per instrument and session: close, volume, and the close-to-close return against the
+    previous session of the instrument's own exchange calendar (never the previous calendar day,
+    never another market's day). A run builds the sessions its report dates own, plus any raw
+    history not yet here and rows whose previous close has since arrived. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['instrument_id', 'session_date'],
+) }}
+
+with bars as (
+    select * from {{ ref('stg_market_bars') }}
+),
+
+sessions as (
+    select * from {{ ref('stg_market_sessions') }}
+),
+
+priced as (
+    select
+        bars.instrument_id,
+        bars.market,
+        bars.session_date,
+        sessions.previous_session_date,
+        bars.close,
+        previous.close as previous_close,
+        bars.open,
+        bars.high,
+        bars.low,
+        bars.volume,
+        bars.source,
+        bars.is_fallback,
+        sessions.session_date is not null as is_calendar_session
+    from bars
+    left join sessions
+        on sessions.market = bars.market
+        and sessions.session_date = bars.session_date
+    left join bars as previous
+        on previous.instrument_id = bars.instrument_id
+        and previous.session_date = sessions.previous_session_date
+)
+
+select
+    instrument_id,
+    market,
+    session_date,
+    previous_session_date,
+    close,
+    previous_close,
+    100 * (close / previous_close - 1) as return_pct,
+    open,
+    high,
+    low,
+    volume,
+    source,
+    is_fallback,
+    case
+        when not is_calendar_session then 'off_calendar'
+        when previous_close is null then 'no_previous_close'
+        else 'ok'
+    end as return_status
+from priced
+{% if is_incremental() %}
+where {{ in_owned_sessions('session_date') }}
+    or not exists (
+        select 1 from {{ this }} as built
+        where built.instrument_id = priced.instrument_id
+            and built.session_date = priced.session_date
+    )
+    or exists (
+        select 1 from {{ this }} as built
+        where built.instrument_id = priced.instrument_id
+            and built.session_date = priced.session_date
+            and built.return_pct is null
+            and priced.previous_close is not null
+    )
+{% endif %}

@@ -1,0 +1,1 @@
+"""Dagster wiring for market-intel: definitions, resources, partitions, jobs and schedules."""

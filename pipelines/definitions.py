@@ -1,0 +1,31 @@
+"""The one ``Definitions`` of market-intel: every asset, check, resource and job, assembled here."""
+
+from dagster import Definitions, EnvVar, in_process_executor
+from dagster_dbt import DbtCliResource
+from dagster_duckdb import DuckDBResource
+
+from assets.dbt import dbt_project, market_intel_dbt
+from assets.raw import bars_assets, market_sessions
+from assets.report import market_intelligence_report
+from data_checks.asset_checks import bars_checks
+from pipelines.resources import MarketSource, ReportPublisher
+from pipelines.settings import DBT_EXECUTABLE
+
+defs = Definitions(
+    assets=[market_sessions, *bars_assets, market_intel_dbt, market_intelligence_report],
+    asset_checks=[*bars_checks],
+    resources={
+        "duckdb": DuckDBResource(database=EnvVar("MARKET_INTEL_DB")),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "source": MarketSource(
+            mode=EnvVar("MARKET_INTEL_SOURCE"),
+            replay_dir=EnvVar("MARKET_INTEL_REPLAY_DIR"),
+            ccxt_exchanges=EnvVar("MARKET_INTEL_CCXT_EXCHANGES"),
+            requests_per_minute=EnvVar.int("MARKET_INTEL_REQUESTS_PER_MINUTE"),
+            lookback_days=EnvVar.int("MARKET_INTEL_LOOKBACK_DAYS"),
+        ),
+        "publisher": ReportPublisher(reports_dir=EnvVar("MARKET_INTEL_REPORTS_DIR")),
+    },
+    # One DuckDB file allows one writer: steps of a run go one after another in one process.
+    executor=in_process_executor,
+)

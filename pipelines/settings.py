@@ -1,0 +1,48 @@
+"""The project's settings: environment variables with defaults that work offline.
+
+Importing this module fills in every unset ``MARKET_INTEL_*`` variable and makes relative paths
+absolute against the repository root, so the Dagster resources (through ``EnvVar``) and the dbt
+profile (through ``env_var``) always read the same values, whatever the working directory.
+"""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+DEMO_DATA_DIR = PROJECT_ROOT / "sample_data" / "demo"
+SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
+# dbt installed beside this Python (the venv) is found even when the venv is not activated.
+DBT_EXECUTABLE = shutil.which("dbt") or str(Path(sys.executable).with_name("dbt"))
+
+DEFAULTS = {
+    "MARKET_INTEL_DB": "data/market_intel.duckdb",
+    "MARKET_INTEL_SOURCE": "live",
+    "MARKET_INTEL_REPLAY_DIR": "data/replay",
+    "MARKET_INTEL_REPORTS_DIR": "reports",
+    "MARKET_INTEL_CCXT_EXCHANGES": "binance,okx,kraken",
+    "MARKET_INTEL_LOOKBACK_DAYS": "400",
+    "MARKET_INTEL_REQUESTS_PER_MINUTE": "30",
+}
+PATH_SETTINGS = ("MARKET_INTEL_DB", "MARKET_INTEL_REPLAY_DIR", "MARKET_INTEL_REPORTS_DIR")
+
+
+def absolute_path(value: str) -> str:
+    """A path taken from the repository root when relative; MotherDuck (``md:``) paths as they are."""
+    if value.startswith("md:") or value == ":memory:":
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else PROJECT_ROOT / path)
+
+
+def apply_defaults() -> None:
+    """Fill unset settings with their defaults and make path settings absolute."""
+    for name, default in DEFAULTS.items():
+        os.environ.setdefault(name, default)
+    for name in PATH_SETTINGS:
+        os.environ[name] = absolute_path(os.environ[name])
+
+
+apply_defaults()
