@@ -19,7 +19,6 @@ from pipelines.partitions import report_dates, report_window
 from pipelines.resources import MarketSource
 
 
-
 def raw_key(table: str) -> AssetKey:
     """Raw assets are keyed like the table they write: ``raw/<table>``."""
     return AssetKey(["raw", table])
@@ -47,7 +46,11 @@ def build_bars_asset(market: Market) -> AssetsDefinition:
             summary = write_window(conn, table, batch.frame, window)
         context.log.info(
             "%s: %d owned rows replaced, %d history rows added for report dates %s..%s",
-            table.qualified, summary.replaced, summary.history_added, window.start, window.end,
+            table.qualified,
+            summary.replaced,
+            summary.history_added,
+            window.start,
+            window.end,
         )
         return MaterializeResult(
             metadata={
@@ -81,7 +84,9 @@ def market_sessions(
     frame = pd.concat(frames, ignore_index=True)
     with duckdb.get_connection() as conn:
         summary = write_window(conn, RAW_TABLES["market_sessions"], frame, window)
-    return MaterializeResult(metadata={"sessions_written": summary.replaced + summary.history_added})
+    return MaterializeResult(
+        metadata={"sessions_written": summary.replaced + summary.history_added}
+    )
 
 
 bars_assets = [build_bars_asset(market) for market in markets().values()]

@@ -1,7 +1,7 @@
 """The Market Intelligence Report built from the dbt facts: the JSON first, then every other
 format rendered from the JSON alone, so each figure a reader sees is in the JSON."""
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
@@ -72,14 +72,12 @@ def _price(value: float | None) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The Markdown report, from the JSON alone."""
-    as_of = date.fromisoformat(report["report_date"]).toordinal() - 1
-    lines = [
-        f"# Market Intelligence Report — {report['report_date']}",
-        "",
-        "Each market shows its latest completed session on or before "
-        f"{date.fromordinal(as_of).isoformat()} by its own exchange calendar; every figure "
-        "carries its session date.",
-    ]
+    as_of = date.fromisoformat(report["report_date"]) - timedelta(days=1)
+    intro = (
+        f"Each market shows its latest completed session on or before {as_of.isoformat()} "
+        "by its own exchange calendar; every figure carries its session date."
+    )
+    lines = [f"# Market Intelligence Report — {report['report_date']}", "", intro]
     for market in report["markets"]:
         lines += [
             "",

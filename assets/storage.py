@@ -12,7 +12,9 @@ from datetime import date, timedelta
 import duckdb
 import pandas as pd
 
-FEED_COLUMNS = "source VARCHAR NOT NULL, is_fallback BOOLEAN NOT NULL, fetched_at TIMESTAMP NOT NULL"
+FEED_COLUMNS = (
+    "source VARCHAR NOT NULL, is_fallback BOOLEAN NOT NULL, fetched_at TIMESTAMP NOT NULL"
+)
 BAR_COLUMNS = (
     "instrument_id VARCHAR NOT NULL, session_date DATE NOT NULL, open DOUBLE, high DOUBLE, "
     f"low DOUBLE, close DOUBLE, volume DOUBLE, {FEED_COLUMNS}"

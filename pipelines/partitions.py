@@ -1,6 +1,6 @@
 """Report-date partitions: one per calendar day R, covering each market's sessions up to R-1."""
 
-from dagster import AssetExecutionContext, AssetCheckExecutionContext, DailyPartitionsDefinition
+from dagster import AssetCheckExecutionContext, AssetExecutionContext, DailyPartitionsDefinition
 
 from assets.storage import ReportWindow
 

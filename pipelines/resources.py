@@ -50,7 +50,9 @@ class MarketSource(ConfigurableResource):
                 frame = self._live_bars(market, instrument, start, end)
             else:
                 bars = replay.read_bars(self.data_dir(), instrument.instrument_id, market.feed)
-                frame = None if bars is None else bar_frame(instrument.instrument_id, bars, self.mode)
+                frame = (
+                    None if bars is None else bar_frame(instrument.instrument_id, bars, self.mode)
+                )
             if frame is None:
                 unavailable.append(f"{instrument.instrument_id}: no {self.mode} file")
                 continue
@@ -59,14 +61,18 @@ class MarketSource(ConfigurableResource):
                 unavailable.append(f"{instrument.instrument_id}: no data from {start} to {end}")
             log.info(
                 "[%s] %s: %d bars from %s to %s",
-                market.feed, instrument.instrument_id, len(frame), start, end,
+                market.feed,
+                instrument.instrument_id,
+                len(frame),
+                start,
+                end,
             )
             frames.append(frame)
         for message in unavailable:
             log.warning("[%s] unavailable: %s", market.feed, message)
         rows = [frame for frame in frames if not frame.empty]
-        combined = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-            columns=BAR_FRAME_COLUMNS
+        combined = (
+            pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=BAR_FRAME_COLUMNS)
         )
         return FeedBatch(combined, unavailable)
 

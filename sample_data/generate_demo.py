@@ -44,8 +44,9 @@ def rng_for(name: str) -> np.random.Generator:
     return np.random.default_rng(int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
 
 
-def synthetic_bars(instrument_id: str, session_dates: list[date], volatility: float,
-                   volume: float) -> pd.DataFrame:
+def synthetic_bars(
+    instrument_id: str, session_dates: list[date], volatility: float, volume: float
+) -> pd.DataFrame:
     """A random walk ending on the anchors: closes backwards, then open/high/low around them."""
     rng = rng_for(instrument_id)
     before_last, last = ANCHORS[instrument_id]
@@ -71,7 +72,9 @@ def synthetic_bars(instrument_id: str, session_dates: list[date], volatility: fl
 def main() -> None:
     for code, market in markets().items():
         last = CRYPTO_LAST if code == "crypto" else EQUITY_LAST
-        calendar = sessions(market.calendar, last - timedelta(days=SESSIONS * 2), last + timedelta(1))
+        calendar = sessions(
+            market.calendar, last - timedelta(days=SESSIONS * 2), last + timedelta(1)
+        )
         session_dates = list(calendar["session_date"])[-SESSIONS:]
         for instrument in instruments(code):
             frame = synthetic_bars(

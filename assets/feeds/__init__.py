@@ -89,7 +89,13 @@ def with_retries(
                 ) from error
             delay = base_delay * 2 ** (attempt - 1)
             log.warning(
-                "[%s] %s: %s; retry %d/%d in %.0fs", feed, instrument, error, attempt, attempts, delay
+                "[%s] %s: %s; retry %d/%d in %.0fs",
+                feed,
+                instrument,
+                error,
+                attempt,
+                attempts,
+                delay,
             )
             sleep(delay)
     raise AssertionError("unreachable")
@@ -98,8 +104,12 @@ def with_retries(
 class Throttle:
     """Spaces calls to a source at most ``per_minute`` a minute: free sources ban bursts."""
 
-    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        per_minute: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
         self.clock, self.sleep = clock, sleep
         self.last: float | None = None
