@@ -1,6 +1,6 @@
 """The one ``Definitions`` of market-intel: every asset, check, resource and job, assembled here."""
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, in_process_executor
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
@@ -8,12 +8,22 @@ from assets.dbt import dbt_project, market_intel_dbt
 from assets.raw import bars_assets, market_sessions
 from assets.report import market_intelligence_report
 from data_checks.asset_checks import bars_checks
+from pipelines.partitions import report_dates
 from pipelines.resources import MarketSource, ReportPublisher
 from pipelines.settings import DBT_EXECUTABLE
+
+# Everything for a window of report dates: feeds, facts, checks and the report, in one run.
+market_intel_job = define_asset_job(
+    "market_intel_job",
+    selection=AssetSelection.all(),
+    partitions_def=report_dates,
+    description="Feeds, facts, quality gate and report for the selected report dates.",
+)
 
 defs = Definitions(
     assets=[market_sessions, *bars_assets, market_intel_dbt, market_intelligence_report],
     asset_checks=[*bars_checks],
+    jobs=[market_intel_job],
     resources={
         "duckdb": DuckDBResource(database=EnvVar("MARKET_INTEL_DB")),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),

@@ -76,7 +76,7 @@ def with_retries(
     attempts: int = 4,
     base_delay: float = 2.0,
     retry_on: tuple[type[BaseException], ...] = (RetryableError, TimeoutError, ConnectionError),
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> T:
     """Call ``call``, retrying transient failures with exponential backoff (2 s, 4 s, 8 s...)."""
     for attempt in range(1, attempts + 1):
@@ -97,7 +97,7 @@ def with_retries(
                 attempts,
                 delay,
             )
-            sleep(delay)
+            (sleep or time.sleep)(delay)
     raise AssertionError("unreachable")
 
 

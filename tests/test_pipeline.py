@@ -1,0 +1,113 @@
+"""The whole pipeline in-process on the demo data: the date rule, idempotence, ranges, the gate."""
+
+import json
+
+import pytest
+
+from tests.conftest import Pipeline
+
+DEMO_DATE = "2026-03-22"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        pipeline = Pipeline(tmp_path_factory.mktemp("demo"), monkeypatch)
+        result = pipeline.run(DEMO_DATE)
+        assert result.success
+        yield pipeline
+
+
+def instruments_by_id(report: dict) -> dict[str, dict]:
+    return {i["id"]: i for market in report["markets"] for i in market["instruments"]}
+
+
+def test_demo_date_publishes_friday_us_session_on_a_sunday(demo_run: Pipeline) -> None:
+    report = json.loads((demo_run.reports / f"{DEMO_DATE}.json").read_text())
+    assert report["report_date"] == DEMO_DATE
+    us = next(m for m in report["markets"] if m["market"] == "us")
+    assert (us["status"], us["session_date"]) == ("closed", "2026-03-20")
+    rows = instruments_by_id(report)
+    assert rows["us/GSPC"]["return_pct"] == -1.51
+    assert rows["us/IXIC"]["return_pct"] == -2.01
+    assert rows["us/DJI"]["return_pct"] == -0.96
+    assert rows["us/GSPC"]["close"] == 6506.48
+    assert {rows[i]["session_date"] for i in ("us/GSPC", "us/IXIC", "us/DJI")} == {"2026-03-20"}
+    assert rows["crypto/BTC-USDT"]["session_date"] == "2026-03-21"
+    assert rows["crypto/BTC-USDT"]["status"] == "open"
+    markdown = (demo_run.reports / f"{DEMO_DATE}.md").read_text()
+    assert "| S&P 500 (`us/GSPC`) | 2026-03-20 | 6,506.48 | -1.51% | closed |" in markdown
+
+
+def test_return_is_against_the_previous_nyse_session(demo_run: Pipeline) -> None:
+    rows = demo_run.query(
+        "SELECT session_date, previous_session_date, round(return_pct, 2) "
+        "FROM marts.fct_market_daily WHERE instrument_id = 'us/GSPC' AND session_date IN "
+        "(DATE '2026-03-20', DATE '2026-03-16')"
+    )
+    by_session = {row[0].isoformat(): row for row in rows}
+    assert by_session["2026-03-20"][1].isoformat() == "2026-03-19"
+    # Monday's return is taken against Friday, not against Sunday.
+    assert by_session["2026-03-16"][1].isoformat() == "2026-03-13"
+
+
+def test_same_date_twice_gives_identical_rows(demo_run: Pipeline) -> None:
+    def snapshot() -> tuple[list, list, list]:
+        raw = demo_run.query(
+            "SELECT * EXCLUDE (fetched_at) FROM raw.us_bars ORDER BY instrument_id, session_date"
+        )
+        daily = demo_run.query("SELECT * FROM marts.fct_market_daily ORDER BY ALL")
+        report = demo_run.query("SELECT * FROM marts.fct_report_snapshot ORDER BY ALL")
+        return raw, daily, report
+
+    before = snapshot()
+    report_before = (demo_run.reports / f"{DEMO_DATE}.json").read_bytes()
+    assert demo_run.run(DEMO_DATE).success
+    assert snapshot() == before
+    assert (demo_run.reports / f"{DEMO_DATE}.json").read_bytes() == report_before
+    duplicates = demo_run.query(
+        "SELECT count(*) FROM (SELECT instrument_id, session_date FROM raw.us_bars "
+        "GROUP BY ALL HAVING count(*) > 1)"
+    )
+    assert duplicates == [(0,)]
+
+
+def test_one_run_over_a_week(pipeline: Pipeline) -> None:
+    result = pipeline.run("2026-03-16", "2026-03-22")
+    assert result.success
+    runs_of_dbt = [e for e in result.all_events if e.event_type_value == "STEP_START"]
+    assert len({e.step_key for e in runs_of_dbt}) == len(runs_of_dbt)  # each step ran once
+    published = sorted(p.name for p in pipeline.reports.glob("*.json"))
+    assert published == [f"2026-03-{day}.json" for day in range(16, 23)]
+    monday = json.loads((pipeline.reports / "2026-03-16.json").read_text())
+    assert instruments_by_id(monday)["us/GSPC"]["session_date"] == "2026-03-13"
+    wednesday = json.loads((pipeline.reports / "2026-03-18.json").read_text())
+    us = next(m for m in wednesday["markets"] if m["market"] == "us")
+    assert (us["status"], us["session_date"]) == ("open", "2026-03-17")
+
+
+@pytest.mark.parametrize("bad_close", ["-5.0", ""], ids=["negative", "missing"])
+def test_bad_raw_row_fails_the_check_and_blocks_the_report(
+    pipeline: Pipeline, bad_close: str
+) -> None:
+    replay = pipeline.use_replay_of_demo()
+    path = replay / "us" / "GSPC.csv"
+    lines = path.read_text().splitlines()
+    date, open_, high, low, _, volume = lines[-1].split(",")
+    assert date == "2026-03-20"
+    lines[-1] = f"{date},{open_},{high},{low},{bad_close},{volume}"
+    path.write_text("\n".join(lines) + "\n")
+
+    result = pipeline.run(DEMO_DATE, raise_on_error=False)
+
+    assert not result.success
+    evaluations = [
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    failed = [e for e in evaluations if not e.passed]
+    assert [e.asset_check_key.asset_key.to_user_string() for e in failed] == ["raw/us_bars"]
+    assert "us/GSPC" in failed[0].description and "2026-03-20" in failed[0].description
+    assert not (pipeline.reports / f"{DEMO_DATE}.md").exists()
+    assert not (pipeline.reports / f"{DEMO_DATE}.json").exists()
