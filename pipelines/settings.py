@@ -43,6 +43,9 @@ def apply_defaults() -> None:
         os.environ.setdefault(name, default)
     for name in PATH_SETTINGS:
         os.environ[name] = absolute_path(os.environ[name])
+    database = os.environ["MARKET_INTEL_DB"]
+    if not database.startswith("md:") and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
 apply_defaults()
