@@ -1,4 +1,12 @@
-"""Raw layer assets: one table per market feed, plus the exchange calendar, written per window."""
+"""Raw layer assets: one table per feed, written per window of report dates.
+
+Every raw asset is the same code, ``build_raw_asset``, around a different fetch: the feeds differ
+only in what they call. A window writes the sessions it owns and fills in missing history
+(``assets.storage.write_window``), in one transaction.
+"""
+
+from collections.abc import Callable
+from datetime import date
 
 import pandas as pd
 from dagster import (
@@ -13,10 +21,12 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from assets import calendars
-from assets.storage import RAW_TABLES, write_window
+from assets.storage import RAW_TABLES, ReportWindow, ensure_raw_schema, write_window
 from assets.universe import Market, instruments, markets
 from pipelines.partitions import report_dates, report_window
-from pipelines.resources import MarketSource
+from pipelines.resources import FeedBatch, MarketSource
+
+Fetch = Callable[[MarketSource, date, date], FeedBatch]
 
 
 def raw_key(table: str) -> AssetKey:
@@ -24,24 +34,26 @@ def raw_key(table: str) -> AssetKey:
     return AssetKey(["raw", table])
 
 
-def build_bars_asset(market: Market) -> AssetsDefinition:
-    """The raw bars asset of one market: same code for every market, only the feed differs."""
-    table = RAW_TABLES[f"{market.market}_bars"]
+def build_raw_asset(
+    table_name: str, group: str, kinds: set[str], description: str, fetch: Fetch
+) -> AssetsDefinition:
+    """A partitioned raw asset: fetch the window's range, write it, report what was missing."""
+    table = RAW_TABLES[table_name]
 
     @asset(
         key=raw_key(table.name),
-        group_name=market.market,
+        group_name=group,
         partitions_def=report_dates,
         backfill_policy=BackfillPolicy.single_run(),
-        kinds={"duckdb", market.feed},
-        description=f"{market.name} daily bars as the {market.feed} feed returned them.",
+        kinds={"duckdb", *kinds},
+        description=description,
     )
-    def _bars(
+    def _raw(
         context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
     ) -> MaterializeResult:
         window = report_window(context)
         start, end = window.fetch_range(source.lookback_days)
-        batch = source.fetch_bars(market, instruments(market.market), start, end)
+        batch = fetch(source, start, end)
         with duckdb.get_connection() as conn:
             summary = write_window(conn, table, batch.frame, window)
         context.log.info(
@@ -52,41 +64,119 @@ def build_bars_asset(market: Market) -> AssetsDefinition:
             window.start,
             window.end,
         )
+        sources = sorted(batch.frame["source"].unique()) if "source" in batch.frame else []
         return MaterializeResult(
             metadata={
                 "rows_replaced": summary.replaced,
                 "history_rows_added": summary.history_added,
-                "sources": ", ".join(sorted(batch.frame["source"].unique())) or "none",
+                "sources": ", ".join(sources) or "none",
                 "unavailable": MetadataValue.json(batch.unavailable),
             }
         )
 
-    return _bars
+    return _raw
 
 
-@asset(
-    key=raw_key("market_sessions"),
-    group_name="calendars",
-    partitions_def=report_dates,
-    backfill_policy=BackfillPolicy.single_run(),
-    kinds={"duckdb"},
-    description="Every market's exchange sessions (UTC open and close) from exchange-calendars.",
-)
-def market_sessions(
-    context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
-) -> MaterializeResult:
-    window = report_window(context)
-    start, end = window.fetch_range(source.lookback_days)
+def bars_fetch(market: Market) -> Fetch:
+    return lambda source, start, end: source.fetch_bars(
+        market, instruments(market.market), start, end
+    )
+
+
+def calendar_fetch(source: MarketSource, start: date, end: date) -> FeedBatch:
     frames = [
         calendars.sessions(market.calendar, start, end).assign(market=market.market)
         for market in markets().values()
     ]
-    frame = pd.concat(frames, ignore_index=True)
-    with duckdb.get_connection() as conn:
-        summary = write_window(conn, RAW_TABLES["market_sessions"], frame, window)
-    return MaterializeResult(
-        metadata={"sessions_written": summary.replaced + summary.history_added}
+    return FeedBatch(pd.concat(frames, ignore_index=True))
+
+
+market_sessions = build_raw_asset(
+    "market_sessions",
+    "calendars",
+    set(),
+    "Every market's exchange sessions (UTC open and close) from exchange-calendars.",
+    calendar_fetch,
+)
+bars_assets = [
+    build_raw_asset(
+        f"{market.market}_bars",
+        market.market,
+        {market.feed},
+        f"{market.name} daily bars as the {market.feed} feed returned them.",
+        bars_fetch(market),
     )
+    for market in markets().values()
+]
+cn_breadth = build_raw_asset(
+    "cn_breadth",
+    "cn",
+    {"akshare"},
+    "A-share breadth (advancers, decliners, unchanged) and turnover in CNY: the live spot "
+    "snapshot for the latest session; past sessions come from raw.cn_stock_bars.",
+    lambda source, start, end: source.fetch_breadth(start, end),
+)
+defi_protocol_tvl = build_raw_asset(
+    "defi_protocol_tvl",
+    "defi",
+    {"defillama"},
+    "DeFi protocol TVL in USD with category, per UTC day, from DefiLlama.",
+    lambda source, start, end: source.fetch_protocol_tvl(start, end),
+)
+stablecoin_supply = build_raw_asset(
+    "stablecoin_supply",
+    "defi",
+    {"defillama"},
+    "Stablecoin circulating supply in USD per UTC day (USDT, USDC, TOTAL) from DefiLlama.",
+    lambda source, start, end: source.fetch_stablecoins(start, end),
+)
 
 
-bars_assets = [build_bars_asset(market) for market in markets().values()]
+@asset(
+    key=raw_key("cn_stock_bars"),
+    group_name="cn",
+    partitions_def=report_dates,
+    backfill_policy=BackfillPolicy.single_run(),
+    kinds={"duckdb", "akshare"},
+    description="Per-stock A-share daily bars for the window's own sessions, so breadth of any "
+    "past session comes from SQL. Resumable: each stock is saved as it arrives.",
+)
+def cn_stock_bars(
+    context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
+) -> MaterializeResult:
+    window = report_window(context)
+    table = RAW_TABLES["cn_stock_bars"]
+    with duckdb.get_connection() as conn:
+        ensure_raw_schema(conn)
+        done = fetched_stocks(conn, window)
+        if done:
+            context.log.info("cn_stock_bars: %d stocks already saved for this window", len(done))
+
+        def save(codes: list[str], bars: pd.DataFrame) -> None:
+            write_window(conn, table, bars, window)
+            conn.executemany(
+                "INSERT INTO raw.cn_stock_fetches VALUES (?, ?, ?)",
+                [[code, window.start, window.end] for code in codes],
+            )
+
+        fetched = source.fetch_stock_bars(window, done, save, context.log)
+    return MaterializeResult(metadata={"stocks_fetched": fetched, "stocks_resumed": len(done)})
+
+
+def fetched_stocks(conn, window: ReportWindow) -> set[str]:
+    """Stocks already saved for exactly this window: a re-run continues where the last stopped."""
+    rows = conn.execute(
+        "SELECT stock_code FROM raw.cn_stock_fetches WHERE window_start = ? AND window_end = ?",
+        [window.start, window.end],
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+raw_assets = [
+    market_sessions,
+    *bars_assets,
+    cn_breadth,
+    cn_stock_bars,
+    defi_protocol_tvl,
+    stablecoin_supply,
+]

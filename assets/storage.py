@@ -52,6 +52,30 @@ RAW_TABLES = {
         RawTable("hk_bars", BAR_COLUMNS, ("instrument_id", "session_date")),
         RawTable("cn_bars", BAR_COLUMNS, ("instrument_id", "session_date")),
         RawTable("crypto_bars", BAR_COLUMNS, ("instrument_id", "session_date")),
+        RawTable(
+            "cn_breadth",
+            "market VARCHAR NOT NULL, session_date DATE NOT NULL, advancers INTEGER, "
+            f"decliners INTEGER, unchanged INTEGER, turnover_cny DOUBLE, {FEED_COLUMNS}",
+            ("market", "session_date"),
+        ),
+        RawTable(
+            "cn_stock_bars",
+            "stock_code VARCHAR NOT NULL, session_date DATE NOT NULL, close DOUBLE, "
+            f"previous_close DOUBLE, volume DOUBLE, turnover_cny DOUBLE, {FEED_COLUMNS}",
+            ("stock_code", "session_date"),
+        ),
+        RawTable(
+            "defi_protocol_tvl",
+            "protocol VARCHAR NOT NULL, session_date DATE NOT NULL, category VARCHAR, "
+            f"tvl_usd DOUBLE, {FEED_COLUMNS}",
+            ("protocol", "session_date"),
+        ),
+        RawTable(
+            "stablecoin_supply",
+            "symbol VARCHAR NOT NULL, session_date DATE NOT NULL, circulating_usd DOUBLE, "
+            f"{FEED_COLUMNS}",
+            ("symbol", "session_date"),
+        ),
     )
 }
 
@@ -82,6 +106,11 @@ def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for table in RAW_TABLES.values():
         conn.execute(f"CREATE TABLE IF NOT EXISTS {table.qualified} ({table.columns})")
+    # Which stocks a per-stock backfill window has saved, so a re-run resumes (assets/raw.py).
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS raw.cn_stock_fetches "
+        "(stock_code VARCHAR, window_start DATE, window_end DATE)"
+    )
 
 
 @dataclass(frozen=True)

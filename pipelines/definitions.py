@@ -5,7 +5,7 @@ from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
 from assets.dbt import dbt_project, market_intel_dbt
-from assets.raw import bars_assets, market_sessions
+from assets.raw import raw_assets
 from assets.report import market_intelligence_report
 from data_checks.asset_checks import bars_checks
 from pipelines.partitions import report_dates
@@ -21,7 +21,7 @@ market_intel_job = define_asset_job(
 )
 
 defs = Definitions(
-    assets=[market_sessions, *bars_assets, market_intel_dbt, market_intelligence_report],
+    assets=[*raw_assets, market_intel_dbt, market_intelligence_report],
     asset_checks=[*bars_checks],
     jobs=[market_intel_job],
     resources={

@@ -10,6 +10,8 @@ import pandas as pd
 from assets.feeds import BAR_COLUMNS, SchemaDriftError
 
 REQUIRED_COLUMNS = ("date", "close")
+# Read as text: stock codes keep their leading zeros (000001), names stay names.
+TEXT_COLUMNS = {name: str for name in ("date", "stock_code", "protocol", "category", "symbol")}
 
 
 def replay_path(replay_dir: Path, name: str) -> Path:
@@ -19,7 +21,7 @@ def replay_path(replay_dir: Path, name: str) -> Path:
 
 def read_csv(path: Path, required: tuple[str, ...], feed: str, instrument: str) -> pd.DataFrame:
     """A replay CSV with its required columns checked; empty optional cells become NaN."""
-    frame = pd.read_csv(path, dtype={"date": str})
+    frame = pd.read_csv(path, dtype=TEXT_COLUMNS)
     if not set(required) <= set(frame.columns):
         raise SchemaDriftError(feed, instrument, required, frame.columns)
     return frame

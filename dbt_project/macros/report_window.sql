@@ -10,3 +10,15 @@
 {% macro in_report_window(column) -%}
     ({{ column }} >= {{ min_report_date() }} and {{ column }} < {{ max_report_date() }})
 {%- endmacro %}
+
+{#- Incremental runs build the rows their window owns, plus rows not built yet (history a feed
+    has just filled in), so a daily run touches one date and a fresh database fills itself. -#}
+{% macro owned_or_new(date_column, keys, alias='candidate') -%}
+{% if is_incremental() %}
+where {{ in_owned_sessions(alias ~ '.' ~ date_column) }}
+    or not exists (
+        select 1 from {{ this }} as built
+        where {% for key in keys %}built.{{ key }} = {{ alias }}.{{ key }}{% if not loop.last %} and {% endif %}{% endfor %}
+    )
+{% endif %}
+{%- endmacro %}

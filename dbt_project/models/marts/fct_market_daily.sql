@@ -38,40 +38,40 @@ priced as (
     left join bars as previous
         on previous.instrument_id = bars.instrument_id
         and previous.session_date = sessions.previous_session_date
+),
+
+candidate as (
+    select
+        instrument_id,
+        market,
+        session_date,
+        previous_session_date,
+        close,
+        previous_close,
+        100 * (close / previous_close - 1) as return_pct,
+        open,
+        high,
+        low,
+        volume,
+        source,
+        is_fallback,
+        case
+            when not is_calendar_session then 'off_calendar'
+            when previous_close is null then 'no_previous_close'
+            else 'ok'
+        end as return_status
+    from priced
 )
 
-select
-    instrument_id,
-    market,
-    session_date,
-    previous_session_date,
-    close,
-    previous_close,
-    100 * (close / previous_close - 1) as return_pct,
-    open,
-    high,
-    low,
-    volume,
-    source,
-    is_fallback,
-    case
-        when not is_calendar_session then 'off_calendar'
-        when previous_close is null then 'no_previous_close'
-        else 'ok'
-    end as return_status
-from priced
+select * from candidate
+{{ owned_or_new('session_date', ['instrument_id', 'session_date']) }}
 {% if is_incremental() %}
-where {{ in_owned_sessions('session_date') }}
-    or not exists (
-        select 1 from {{ this }} as built
-        where built.instrument_id = priced.instrument_id
-            and built.session_date = priced.session_date
-    )
+    -- a row built before its previous close arrived gets its return now
     or exists (
         select 1 from {{ this }} as built
-        where built.instrument_id = priced.instrument_id
-            and built.session_date = priced.session_date
+        where built.instrument_id = candidate.instrument_id
+            and built.session_date = candidate.session_date
             and built.return_pct is null
-            and priced.previous_close is not null
+            and candidate.previous_close is not null
     )
 {% endif %}
