@@ -13,49 +13,69 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from assets.reporting import build_report, render_markdown
+from assets.commentary import CommentarySettings, write_commentary
+from assets.report_html import render_html
+from assets.reporting import build_report, load_facts, render_markdown
 from data_checks.gate import evaluate
 from pipelines.partitions import report_dates, report_window
 from pipelines.resources import ReportPublisher
 
+PROGRESS_EVERY = 250
+FACTS = [
+    "fct_report_snapshot",
+    "fct_market_daily",
+    "fct_cross_market_divergence",
+    "fct_transmission_chain",
+    "fct_cn_breadth",
+    "fct_defi_category_tvl",
+    "fct_defi_protocol_tvl",
+    "fct_stablecoin_supply",
+]
+
 
 @asset(
     key=AssetKey("market_intelligence_report"),
-    deps=[AssetKey(["marts", "fct_report_snapshot"]), AssetKey(["marts", "fct_market_daily"])],
+    deps=[AssetKey(["marts", name]) for name in FACTS],
     group_name="report",
     partitions_def=report_dates,
     backfill_policy=BackfillPolicy.single_run(),
-    kinds={"markdown", "json"},
-    description="reports/<date>.md and .json, written only for dates the quality gate passes.",
+    kinds={"markdown", "html", "json"},
+    description="reports/<date>.md, .html and .json, written only for dates the quality gate "
+    "passes (MARKET_INTEL_PARTIAL_REPORTS=true publishes them without a failing market).",
 )
 def market_intelligence_report(
     context: AssetExecutionContext, duckdb: DuckDBResource, publisher: ReportPublisher
 ) -> MaterializeResult:
     window = report_window(context)
     with duckdb.get_connection() as conn:
-        gate = evaluate(conn, window)
-        snapshot = conn.execute(
-            "SELECT * FROM marts.fct_report_snapshot WHERE report_date >= ? AND report_date < ?",
-            [window.start, window.end],
-        ).df()
-    snapshot["report_date"] = snapshot["report_date"].dt.date
-    blocked = dict(gate.blocked)
+        gate = evaluate(conn, window, partial=publisher.partial_reports)
+        facts = load_facts(conn, window.start, window.end)
+    commentary = CommentarySettings.from_env()
+    blocked = gate.blocked
     published, markdown = [], ""
     dates = window.report_dates()
     for done, report_date in enumerate(dates, start=1):
-        rows = snapshot[snapshot["report_date"] == report_date]
-        if rows.empty:
-            blocked.setdefault(report_date, []).append("no facts in fct_report_snapshot")
+        if not (facts.snapshot["report_date"] == report_date).any():
+            blocked.setdefault(report_date, []).append("no facts in marts.fct_report_snapshot")
         if report_date in blocked:
             continue
-        report = build_report(report_date, rows, gate.outcomes)
+        report = build_report(report_date, facts, gate.verdict(report_date), gate.outcomes)
+        narrative = write_commentary(report, commentary)
+        if narrative:
+            report["commentary"] = narrative
+            report["sections"].insert(1, commentary_section(narrative))
         markdown = render_markdown(report)
         published.append(
             publisher.publish(
-                report_date, {"md": markdown, "json": json.dumps(report, indent=2) + "\n"}
+                report_date,
+                {
+                    "md": markdown,
+                    "html": render_html(report),
+                    "json": json.dumps(report, indent=2, ensure_ascii=False) + "\n",
+                },
             )
         )
-        if done % 250 == 0:
+        if done % PROGRESS_EVERY == 0:
             context.log.info("reports: %d/%d dates done", done, len(dates))
     for report_date, reasons in sorted(blocked.items()):
         context.log.error("report %s blocked:\n%s", report_date, "\n".join(reasons))
@@ -63,8 +83,8 @@ def market_intelligence_report(
         first = min(blocked)
         raise Failure(
             description=(
-                f"{len(blocked)} of {len(dates)} report(s) blocked by the quality gate, "
-                f"first {first}: {blocked[first][0].splitlines()[0]}"
+                f"Report {first} blocked by the quality gate: {blocked[first][0]}"
+                + (f" (and {len(blocked) - 1} more blocked date(s))" if len(blocked) > 1 else "")
             ),
             metadata={"blocked": MetadataValue.json({str(k): v for k, v in blocked.items()})},
         )
@@ -74,6 +94,17 @@ def market_intelligence_report(
             "reports_written": len(published),
             "markdown": MetadataValue.md(markdown),
             "markdown_path": MetadataValue.path(str(last["md"])),
+            "html_path": MetadataValue.path(str(last["html"])),
             "json_path": MetadataValue.path(str(last["json"])),
         }
     )
+
+
+def commentary_section(narrative: dict) -> dict:
+    return {
+        "id": "commentary",
+        "title": "Commentary",
+        "status_note": f"Written by {narrative['model']} from this report's figures; every "
+        "number it cites was checked against them.",
+        "blocks": [{"type": "paragraph", "text": narrative["text"]}],
+    }

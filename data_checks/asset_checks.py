@@ -1,32 +1,37 @@
-"""The suites as partition-aware, blocking Dagster asset checks (shown in the UI with metadata)."""
+"""Every check of the gate as a partition-aware Dagster asset check, shown in the UI with its
+severity and the offending values; ERROR checks are blocking, so nothing downstream runs."""
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetKey,
+    asset_check,
+)
 from dagster_duckdb import DuckDBResource
 
-from assets.raw import raw_key
-from assets.universe import Market, markets
-from data_checks.suites import check_bars
+from data_checks.outcome import ERROR
+from data_checks.suites import Check, all_checks
 from pipelines.partitions import report_dates, report_window
 
 
-def build_bars_check(market: Market) -> AssetChecksDefinition:
-    """The bars suite on one market's raw table; an ERROR stops everything downstream of it."""
-
+def build_asset_check(check: Check) -> AssetChecksDefinition:
     @asset_check(
-        asset=raw_key(f"{market.market}_bars"),
-        name="bars_suite",
-        blocking=True,
+        asset=AssetKey(check.asset.split("/")),
+        name=check.name,
+        blocking=check.severity == ERROR,
         partitions_def=report_dates,
-        description="GX suite: known instruments, unique sessions, non-null positive closes.",
+        description=f"{check.severity}: {check.description}",
     )
     def _check(context: AssetCheckExecutionContext, duckdb: DuckDBResource) -> AssetCheckResult:
         with duckdb.get_connection() as conn:
-            outcome = check_bars(conn, market.market, report_window(context))
+            outcome = check.evaluate(conn, report_window(context))
         if not outcome.passed:
-            context.log.error(outcome.summary())
+            log = context.log.error if outcome.severity == ERROR else context.log.warning
+            log(outcome.summary())
         return outcome.to_result()
 
     return _check
 
 
-bars_checks = [build_bars_check(market) for market in markets().values()]
+gate_checks = [build_asset_check(check) for check in all_checks()]

@@ -7,42 +7,62 @@ import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 ERROR, WARN = "ERROR", "WARN"
+MAX_LISTED = 20
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: a line a person can act on (feed, instrument, date, check, values).
+
+    Where it applies: ``rows`` (instrument_id, session_date) that reports may show; ``dates``
+    of ``table``, a dated feed whose latest day on or before R-1 report R shows; or
+    ``report_dates`` directly. None of them means every date checked. ``market`` names the
+    market a partial report may leave out instead of blocking.
+    """
+
+    message: str
+    market: str | None = None
+    rows: pd.DataFrame | None = field(default=None, repr=False)
+    dates: frozenset[date] = frozenset()
+    table: str | None = None
+    report_dates: frozenset[date] = frozenset()
 
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """One check over one window of report dates.
-
-    ``bad_rows`` names the offending (instrument_id, session_date) rows, so the gate can block just
-    the reports that use them; ``blocked_dates`` lists report dates a check failed for directly.
-    """
+    """One check over one window of report dates."""
 
     name: str
     asset: str
     severity: str
-    messages: list[str] = field(default_factory=list)
-    bad_rows: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
-    blocked_dates: frozenset[date] = frozenset()
+    description: str
+    findings: list[Finding] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return not self.messages
+        return not self.findings
 
     def summary(self) -> str:
-        status = "passed" if self.passed else f"FAILED ({self.severity})"
-        return f"{self.asset} · {self.name}: {status}" + "".join(
-            f"\n  - {message}" for message in self.messages
-        )
+        if self.passed:
+            return f"{self.asset} {self.name}: passed"
+        lines = [f"{self.asset} {self.name} FAILED ({self.severity}):"]
+        lines += [f"  - {finding.message}" for finding in self.findings[:MAX_LISTED]]
+        if len(self.findings) > MAX_LISTED:
+            lines.append(f"  - ... and {len(self.findings) - MAX_LISTED} more")
+        return "\n".join(lines)
 
     def to_result(self) -> AssetCheckResult:
         severity = AssetCheckSeverity.ERROR if self.severity == ERROR else AssetCheckSeverity.WARN
         return AssetCheckResult(
             passed=self.passed,
             severity=severity,
-            description=self.summary()[:2000],
+            description=self.summary()[:4000],
             metadata={
                 "severity": self.severity,
-                "failures": MetadataValue.json(self.messages),
-                "offending_rows": len(self.bad_rows),
+                "checks": self.description,
+                "failures": len(self.findings),
+                "first_failures": MetadataValue.json(
+                    [finding.message for finding in self.findings[:MAX_LISTED]]
+                ),
             },
         )

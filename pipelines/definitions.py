@@ -7,7 +7,7 @@ from dagster_duckdb import DuckDBResource
 from assets.dbt import dbt_project, market_intel_dbt
 from assets.raw import raw_assets
 from assets.report import market_intelligence_report
-from data_checks.asset_checks import bars_checks
+from data_checks.asset_checks import gate_checks
 from pipelines.partitions import report_dates
 from pipelines.resources import MarketSource, ReportPublisher
 from pipelines.settings import DBT_EXECUTABLE
@@ -22,7 +22,7 @@ market_intel_job = define_asset_job(
 
 defs = Definitions(
     assets=[*raw_assets, market_intel_dbt, market_intelligence_report],
-    asset_checks=[*bars_checks],
+    asset_checks=gate_checks,
     jobs=[market_intel_job],
     resources={
         "duckdb": DuckDBResource(database=EnvVar("MARKET_INTEL_DB")),
@@ -34,7 +34,10 @@ defs = Definitions(
             requests_per_minute=EnvVar.int("MARKET_INTEL_REQUESTS_PER_MINUTE"),
             lookback_days=EnvVar.int("MARKET_INTEL_LOOKBACK_DAYS"),
         ),
-        "publisher": ReportPublisher(reports_dir=EnvVar("MARKET_INTEL_REPORTS_DIR")),
+        "publisher": ReportPublisher(
+            reports_dir=EnvVar("MARKET_INTEL_REPORTS_DIR"),
+            partial=EnvVar("MARKET_INTEL_PARTIAL_REPORTS"),
+        ),
     },
     # One DuckDB file allows one writer: steps of a run go one after another in one process.
     executor=in_process_executor,

@@ -252,6 +252,15 @@ class ReportPublisher(ConfigurableResource):
     """Writes report files; each file is replaced atomically, so a failure leaves the old one."""
 
     reports_dir: str = Field(description="where reports are written (MARKET_INTEL_REPORTS_DIR)")
+    partial: str = Field(
+        default="false",
+        description="true: publish without a market whose ERROR checks fail, marked as left "
+        "out, instead of blocking the whole report (MARKET_INTEL_PARTIAL_REPORTS)",
+    )
+
+    @property
+    def partial_reports(self) -> bool:
+        return self.partial.strip().lower() in ("1", "true", "yes")
 
     def publish(self, report_date: date, contents: dict[str, str]) -> dict[str, Path]:
         """Write ``<date>.<suffix>`` for each suffix; returns the paths by suffix."""

@@ -36,7 +36,7 @@ def test_demo_date_publishes_friday_us_session_on_a_sunday(demo_run: Pipeline) -
     assert rows["crypto/BTC-USDT"]["session_date"] == "2026-03-21"
     assert rows["crypto/BTC-USDT"]["status"] == "open"
     markdown = (demo_run.reports / f"{DEMO_DATE}.md").read_text()
-    assert "| S&P 500 (`us/GSPC`) | 2026-03-20 | 6,506.48 | -1.51% | closed |" in markdown
+    assert "| S&P 500 (us/GSPC) | 2026-03-20 | 6,506.48 | -1.51% | closed |" in markdown
 
 
 def test_return_is_against_the_previous_nyse_session(demo_run: Pipeline) -> None:

@@ -16,6 +16,7 @@ with moves as (
 
 select
     *,
+    {{ threshold }} as signal_threshold_pct,
     case
         when mean_return_pct >= {{ threshold }} and min_return_pct > -{{ threshold }} then 'ON'
         when mean_return_pct <= -{{ threshold }} and max_return_pct < {{ threshold }} then 'OFF'

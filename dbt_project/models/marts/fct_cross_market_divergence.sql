@@ -4,6 +4,9 @@
 
     An observation is one distinct pair of sessions (a weekend repeats no equity observation).
     percentile: the share of previous observations whose absolute spread is at most this one's.
+    Evidence for the risk matrix (configured pairs): of the past observations whose absolute
+    spread was at least this one's, how many narrowed to half or less within the next
+    `narrowing_sessions` observations (only observations whose follow-up ended before this one).
     Pairs: the configured ones (seed divergence_pairs) and every cross-market pair of index and
     crypto instruments, ranked per report date so the report can name the most extreme. -#}
 {{ config(
@@ -13,6 +16,7 @@
 ) }}
 {% set history = var('divergence_history') %}
 {% set correlation_window = var('correlation_window') %}
+{% set narrowing_sessions = var('narrowing_sessions') %}
 
 with series as (
     select * from {{ ref('int_daily_series') }}
@@ -90,6 +94,20 @@ observations as (
     group by all
 ),
 
+followed as (
+    select
+        *,
+        min(abs(spread_bps)) over following <= 0.5 * abs(spread_bps) as narrowed,
+        lead(observed_on, {{ narrowing_sessions }}) over ordered as follow_up_ends_on
+    from observations
+    window
+        ordered as (partition by left_id, right_id order by observed_on),
+        following as (
+            partition by left_id, right_id order by observed_on
+            rows between 1 following and {{ narrowing_sessions }} following
+        )
+),
+
 scored as (
     select
         *,
@@ -98,7 +116,7 @@ scored as (
         list(spread_bps) over history as history_spreads,
         corr(left_return_pct, right_return_pct) over recent as correlation,
         count(*) over recent as correlation_observations
-    from observations
+    from followed
     window
         history as (
             partition by left_id, right_id order by observed_on
@@ -130,6 +148,7 @@ candidate as (
         dated.right_id,
         dated.label,
         dated.configured,
+        scored.observed_on,
         scored.left_session_date,
         scored.right_session_date,
         scored.left_return_pct,
@@ -149,14 +168,40 @@ candidate as (
         on scored.left_id = dated.left_id
         and scored.right_id = dated.right_id
         and dated.as_of_date >= scored.observed_on
+),
+
+evidence as (
+    select
+        candidate.report_date,
+        candidate.left_id,
+        candidate.right_id,
+        count(past.observed_on) as similar_observations,
+        count(past.observed_on) filter (where past.narrowed) as similar_narrowed
+    from candidate
+    join followed as past
+        on past.left_id = candidate.left_id
+        and past.right_id = candidate.right_id
+        and past.follow_up_ends_on < candidate.observed_on
+        and abs(past.spread_bps) >= abs(candidate.spread_bps)
+    where candidate.configured
+    group by all
 )
 
 select
-    *,
+    candidate.*,
+    case when candidate.configured then coalesce(evidence.similar_observations, 0) end
+        as similar_observations,
+    case when candidate.configured then coalesce(evidence.similar_narrowed, 0) end
+        as similar_narrowed,
+    100.0 * evidence.similar_narrowed / nullif(evidence.similar_observations, 0)
+        as similar_narrowed_pct,
     row_number() over (
-        partition by report_date order by abs(spread_bps) desc, left_id, right_id
+        partition by candidate.report_date
+        order by abs(candidate.spread_bps) desc nulls last, candidate.left_id, candidate.right_id
     ) as spread_rank,
     row_number() over (
-        partition by report_date order by abs(zscore) desc nulls last, left_id, right_id
+        partition by candidate.report_date
+        order by abs(candidate.zscore) desc nulls last, candidate.left_id, candidate.right_id
     ) as zscore_rank
 from candidate
+left join evidence using (report_date, left_id, right_id)

@@ -49,7 +49,8 @@ links as (
         paired.session_date,
         paired.lead_session_date,
         signals.signal,
-        signals.mean_return_pct
+        signals.mean_return_pct,
+        signals.signal_threshold_pct
     from paired
     left join signals on signals.market = paired.market and signals.session_date = paired.session_date
     union all
@@ -59,7 +60,8 @@ links as (
         paired.lead_session_date as session_date,
         null as lead_session_date,
         signals.signal,
-        signals.mean_return_pct
+        signals.mean_return_pct,
+        signals.signal_threshold_pct
     from paired
     left join signals on signals.market = 'us' and signals.session_date = paired.lead_session_date
     where paired.market = 'hk'
