@@ -45,8 +45,9 @@ class CheckOutcome:
     def summary(self) -> str:
         if self.passed:
             return f"{self.asset} {self.name}: passed"
-        lines = [f"{self.asset} {self.name} FAILED ({self.severity}):"]
-        lines += [f"  - {finding.message}" for finding in self.findings[:MAX_LISTED]]
+        first, *others = self.findings
+        lines = [f"{self.asset} {self.name} FAILED ({self.severity}): {first.message}"]
+        lines += [f"  - {finding.message}" for finding in others[: MAX_LISTED - 1]]
         if len(self.findings) > MAX_LISTED:
             lines.append(f"  - ... and {len(self.findings) - MAX_LISTED} more")
         return "\n".join(lines)

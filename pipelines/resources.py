@@ -13,6 +13,7 @@ from pydantic import Field
 from assets import calendars
 from assets.feeds import (
     BAR_FRAME_COLUMNS,
+    FeedError,
     Throttle,
     akshare_breadth,
     akshare_indices,
@@ -93,9 +94,18 @@ class MarketSource(ConfigurableResource):
         log = get_dagster_logger()
         frames, unavailable = [], []
         throttle = self.throttle()
+        failures = []
         for instrument in instruments:
             if self.is_live:
-                frame = self._live_bars(market, instrument, start, end, throttle)
+                try:
+                    frame = self._live_bars(market, instrument, start, end, throttle)
+                except FeedError as error:
+                    # One instrument down is reported (and caught by the freshness check);
+                    # the others of the market still land.
+                    log.error("%s", error)
+                    failures.append(error)
+                    unavailable.append(f"{instrument.instrument_id}: {error}")
+                    continue
             else:
                 bars = replay.read_bars(self.data_dir(), instrument.instrument_id, market.feed)
                 frame = (
@@ -116,6 +126,10 @@ class MarketSource(ConfigurableResource):
                 end,
             )
             frames.append(frame)
+        if failures and len(failures) == len(instruments):
+            raise FeedError(
+                market.feed, market.market, f"every instrument failed from {start} to {end}"
+            ) from failures[-1]
         return self._batch(frames, unavailable, BAR_FRAME_COLUMNS)
 
     def _live_bars(

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from assets.storage import RAW_TABLES
 from tests.conftest import Pipeline
 
 DEMO_DATE = "2026-03-22"
@@ -51,14 +52,51 @@ def test_return_is_against_the_previous_nyse_session(demo_run: Pipeline) -> None
     assert by_session["2026-03-16"][1].isoformat() == "2026-03-13"
 
 
+def test_demo_date_lands_every_feed(demo_run: Pipeline) -> None:
+    for table, day, expected in [
+        ("us_bars", "2026-03-20", 5),
+        ("hk_bars", "2026-03-20", 3),
+        ("cn_bars", "2026-03-20", 4),
+        ("crypto_bars", "2026-03-21", 2),
+        ("cn_breadth", "2026-03-20", 1),
+        ("cn_stock_bars", "2026-03-20", 5481),
+        ("defi_protocol_tvl", "2026-03-21", 24),
+        ("stablecoin_supply", "2026-03-21", 3),
+    ]:
+        rows = demo_run.query(f"SELECT count(*) FROM raw.{table} WHERE session_date = ?", [day])
+        assert rows == [(expected,)], table
+    breadth = demo_run.query(
+        "SELECT advancers, advancers + decliners + unchanged, turnover_cny "
+        "FROM raw.cn_breadth WHERE session_date = DATE '2026-03-20'"
+    )
+    assert breadth == [(662, 5481, 2286.86e9)]
+    # Breadth counted from the per-stock bars agrees with the snapshot.
+    counted = demo_run.query(
+        "SELECT advancers, decliners, unchanged, round(turnover_cny) "
+        "FROM staging.stg_cn_stock_breadth WHERE session_date = DATE '2026-03-20'"
+    )
+    assert counted == [(662, 4705, 114, 2286.86e9)]
+    total = demo_run.query(
+        "SELECT circulating_usd FROM raw.stablecoin_supply "
+        "WHERE symbol = 'TOTAL' AND session_date = DATE '2026-03-20'"
+    )
+    assert total == [(313.68e9,)]
+
+
 def test_same_date_twice_gives_identical_rows(demo_run: Pipeline) -> None:
-    def snapshot() -> tuple[list, list, list]:
-        raw = demo_run.query(
-            "SELECT * EXCLUDE (fetched_at) FROM raw.us_bars ORDER BY instrument_id, session_date"
-        )
-        daily = demo_run.query("SELECT * FROM marts.fct_market_daily ORDER BY ALL")
-        report = demo_run.query("SELECT * FROM marts.fct_report_snapshot ORDER BY ALL")
-        return raw, daily, report
+    def snapshot() -> list[list]:
+        raw = [
+            demo_run.query(
+                f"SELECT * {'EXCLUDE (fetched_at)' if 'fetched_at' in t.columns else ''} "
+                f"FROM raw.{name} ORDER BY ALL"
+            )
+            for name, t in RAW_TABLES.items()
+        ]
+        facts = [
+            demo_run.query(f"SELECT * FROM marts.{table} ORDER BY ALL")
+            for table in ("fct_market_daily", "fct_report_snapshot", "fct_cross_market_divergence")
+        ]
+        return raw + facts
 
     before = snapshot()
     report_before = (demo_run.reports / f"{DEMO_DATE}.json").read_bytes()
