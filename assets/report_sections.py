@@ -235,6 +235,9 @@ def crypto_defi(report: dict, rules: dict) -> Section:
             or ["No crypto prices."]
         )
     )
+    if "defi" in report["left_out"]:
+        left_out = "; ".join(report["left_out"]["defi"])
+        blocks.append(paragraph(f"DeFi left out of this report: {left_out}"))
     defi = report["defi"]
     if defi:
         blocks.append(paragraph(f"DeFi TVL by category on {defi['date']} (DefiLlama):"))

@@ -305,15 +305,19 @@ def stablecoin_facts(stablecoins: pd.DataFrame, as_of: date) -> dict[str, Any] |
 
 
 def check_facts(outcomes: list[CheckOutcome], verdict: DateVerdict) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": f"{o.asset}:{o.name}",
-            "severity": o.severity,
-            "passed": o.passed,
-            "message": o.findings[0].message if o.findings else "",
-        }
-        for o in outcomes
-    ]
+    """Each check as it concerns this date: a finding about another date's data passes here."""
+    checks = []
+    for outcome in outcomes:
+        name = f"{outcome.asset}:{outcome.name}"
+        checks.append(
+            {
+                "name": name,
+                "severity": outcome.severity,
+                "passed": name not in verdict.failed_checks,
+                "message": verdict.failed_checks.get(name, ""),
+            }
+        )
+    return checks
 
 
 def build_report(
@@ -345,6 +349,7 @@ def build_report(
         "stablecoins": None if "defi" in excluded else stablecoin_facts(facts.stablecoins, as_of),
         "checks": check_facts(outcomes, verdict),
         "warnings": verdict.warnings,
+        "left_out": left_out,
         "disclaimer": DISCLAIMER,
     }
     report["sections"] = sections(report, rules())

@@ -92,6 +92,7 @@ class DateVerdict:
     blocked: list[str] = field(default_factory=list)
     left_out: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    failed_checks: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def evaluate(
             line = f"[{outcome.severity}] {finding.message}"
             for report_date in report_dates_of(conn, finding, window):
                 verdict = verdicts.setdefault(report_date, DateVerdict())
+                verdict.failed_checks.setdefault(f"{outcome.asset}:{outcome.name}", finding.message)
                 if outcome.severity != ERROR:
                     verdict.warnings.append(line)
                 elif partial and finding.market:

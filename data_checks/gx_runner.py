@@ -59,7 +59,12 @@ def validate(frame: pd.DataFrame, suite: gx.ExpectationSuite) -> list[Expectatio
         failures.append(
             ExpectationFailure(
                 expectation=config.type,
-                column=config.kwargs.get("column"),
+                column=config.kwargs.get("column")
+                or (
+                    f"{config.kwargs['column_A']}>={config.kwargs['column_B']}"
+                    if "column_A" in config.kwargs
+                    else None
+                ),
                 rows=rows,
                 observed=outcome.result.get("observed_value"),
             )

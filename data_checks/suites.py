@@ -32,7 +32,11 @@ SAMPLE_ROWS = 3
 
 @cache
 def config() -> dict:
-    return yaml.safe_load(CONFIG_PATH.read_text())
+    loaded = yaml.safe_load(CONFIG_PATH.read_text())
+    wrong = {k: v for k, v in loaded["severities"].items() if v not in ("ERROR", "WARN")}
+    if wrong:
+        raise ValueError(f"{CONFIG_PATH}: severities must be ERROR or WARN, got {wrong}")
+    return loaded
 
 
 def sessions_read(window: ReportWindow) -> tuple:
@@ -72,7 +76,7 @@ def gx_findings(
         columns = [failure.column] if failure.column else []
         if failure.expectation.startswith("expect_column_pair"):
             columns = [c for c in frame.columns if c in ("open", "high", "low", "close")]
-        message = describe(failure, table, key_columns, columns)
+        message = describe(failure, table, key_columns, columns).replace("  ", " ")
         rows = failure.rows
         if rows.empty:
             findings.append(Finding(message, market))
@@ -292,11 +296,11 @@ def find_extreme_returns(conn: duckdb.DuckDBPyConnection, window: ReportWindow) 
             SELECT daily.instrument_id, daily.session_date, daily.market, daily.source,
                 round(daily.return_pct, 2) AS return_pct,
                 abs(daily.return_pct) AS abs_return_pct,
-                CASE WHEN confirmed.instrument_id IS NULL THEN bounds.bound_pct
+                CASE WHEN confirmed.instrument_id IS NULL THEN coalesce(bounds.bound_pct, 0)
                     ELSE 'inf'::DOUBLE END AS bound_pct
             FROM marts.fct_market_daily AS daily
             JOIN config.instruments USING (instrument_id)
-            JOIN return_bounds AS bounds USING (asset_class)
+            LEFT JOIN return_bounds AS bounds USING (asset_class)
             LEFT JOIN confirmed_moves AS confirmed
                 ON confirmed.instrument_id = daily.instrument_id
                 AND confirmed.session_date = daily.session_date

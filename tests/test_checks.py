@@ -1,0 +1,873 @@
+"""The quality gate, check by check: for each check of data_checks.suites.all_checks() a crafted
+bad input that fails it and a good one that passes, then how the gate maps findings to report
+dates (blocked, left out, warned) and how an outcome becomes a Dagster AssetCheckResult.
+
+Every test works on an in-memory DuckDB holding a small clean "world": every instrument of the
+universe on the real sessions of its exchange calendar (raw.market_sessions from
+assets.calendars), the other raw feeds, and minimal marts tables built from the raw rows with the
+same date rule as the dbt models (docs/quality-gate.md).
+"""
+
+from datetime import date, timedelta
+
+import duckdb
+import pandas as pd
+import pytest
+from dagster import AssetCheckSeverity
+
+from assets import calendars
+from assets.storage import ReportWindow, ensure_raw_schema
+from assets.universe import instruments, markets
+from data_checks import gate, suites
+from data_checks.outcome import ERROR, WARN, CheckOutcome, Finding
+from pipelines.settings import SEEDS_DIR
+
+WINDOW = ReportWindow(date(2026, 3, 22), date(2026, 3, 23))  # the Sunday report
+THURSDAY, FRIDAY, SATURDAY = date(2026, 3, 19), date(2026, 3, 20), date(2026, 3, 21)
+FIRST_DAY, LAST_DAY = date(2026, 3, 2), date(2026, 3, 24)  # raw rows, calendar days inclusive
+CALENDAR_START, CALENDAR_END = date(2026, 2, 1), date(2026, 4, 1)
+FIRST_REPORT, LAST_REPORT = date(2026, 3, 10), date(2026, 3, 31)
+FETCHED_AT = pd.Timestamp("2026-03-22 06:00")
+SOURCE = "replay"
+
+ALL_CHECKS = suites.all_checks()
+CHECK_NAMES = {
+    "freshness",
+    "market_session",
+    "unavailable_instruments",
+    "bars_suite",
+    "bars_on_calendar",
+    "breadth_suite",
+    "stock_bars_suite",
+    "defi_suite",
+    "stablecoin_suite",
+    "return_bounds",
+    "breadth_totals",
+    "divergence_arithmetic",
+}
+
+
+def check(name: str, asset: str | None = None) -> suites.Check:
+    """The check called ``name`` (on ``asset`` where several assets share the name)."""
+    found = [c for c in ALL_CHECKS if c.name == name and (asset is None or c.asset == asset)]
+    assert len(found) == 1, f"{name} {asset}: {found}"
+    return found[0]
+
+
+def text(outcome: CheckOutcome) -> str:
+    return "\n".join(finding.message for finding in outcome.findings)
+
+
+def assert_fails(outcome: CheckOutcome, severity: str, *parts: str) -> None:
+    """Failed with ``severity``, and the messages name every one of ``parts``."""
+    assert not outcome.passed, outcome.summary()
+    assert outcome.severity == severity
+    messages = text(outcome)
+    for part in parts:
+        assert part in messages, f"{part!r} not in:\n{messages}"
+
+
+def assert_passes(outcome: CheckOutcome) -> None:
+    assert outcome.passed, outcome.summary()
+    assert outcome.findings == []
+
+
+def days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+class World:
+    """A clean in-memory database every check passes on; tests corrupt one thing each."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def clean(cls) -> "World":
+        self = cls(duckdb.connect(":memory:"))
+        ensure_raw_schema(self.conn)
+        self.conn.execute("CREATE SCHEMA config")
+        self.conn.execute(
+            "CREATE TABLE config.instruments AS SELECT * FROM read_csv(?, all_varchar = true)",
+            [str(SEEDS_DIR / "instruments.csv")],
+        )
+        self.conn.execute("CREATE SCHEMA marts")
+        for market in markets().values():
+            sessions = calendars.sessions(market.calendar, CALENDAR_START, CALENDAR_END)
+            self.append("market_sessions", sessions.assign(market=market.market))
+            traded = [d for d in sessions["session_date"] if FIRST_DAY <= d <= LAST_DAY]
+            for instrument in instruments(market.market):
+                closes = [100.0] * len(traded)
+                self.append(f"{market.market}_bars", bars(instrument.instrument_id, traded, closes))
+        cn_sessions = self.sessions("cn")
+        self.append(
+            "cn_breadth",
+            feed(
+                cn_sessions,
+                market="cn",
+                advancers=3000,
+                decliners=2000,
+                unchanged=100,
+                turnover_cny=1.2e12,
+            ),
+        )
+        for code in ("600000", "000001"):
+            self.append(
+                "cn_stock_bars",
+                feed(
+                    cn_sessions,
+                    stock_code=code,
+                    close=10.0,
+                    previous_close=9.9,
+                    volume=1e6,
+                    turnover_cny=1e7,
+                ),
+            )
+        for protocol, category in (("Aave", "Lending"), ("Uniswap", "Dexs")):
+            self.append(
+                "defi_protocol_tvl",
+                feed(days(FIRST_DAY, LAST_DAY), protocol=protocol, category=category, tvl_usd=2e10),
+            )
+        for symbol in ("USDT", "USDC"):
+            self.append(
+                "stablecoin_supply",
+                feed(days(FIRST_DAY, LAST_DAY), symbol=symbol, circulating_usd=1.5e11),
+            )
+        self.build_marts()
+        return self
+
+    def sessions(self, market: str) -> list[date]:
+        rows = self.conn.execute(
+            "SELECT session_date FROM raw.market_sessions WHERE market = ? "
+            "AND session_date BETWEEN ? AND ? ORDER BY 1",
+            [market, FIRST_DAY, LAST_DAY],
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def append(self, table: str, frame: pd.DataFrame) -> None:
+        self.conn.register("new_rows", frame)
+        self.conn.execute(f"INSERT INTO raw.{table} BY NAME SELECT * FROM new_rows")
+        self.conn.unregister("new_rows")
+
+    def execute(self, sql: str, params: list | None = None) -> None:
+        self.conn.execute(sql, params or [])
+
+    def build_marts(self) -> None:
+        """The marts the checks read, from the raw rows, by the design's date rule: the report
+        for R shows each instrument's latest session on or before R-1, and a return is taken
+        against the previous session of its own calendar."""
+        bars_union = " UNION ALL ".join(
+            f"SELECT '{market}' AS market, * FROM raw.{market}_bars" for market in markets()
+        )
+        self.execute(
+            f"""
+            CREATE OR REPLACE TABLE marts.fct_market_daily AS
+            WITH bars AS ({bars_union}),
+            sessions AS (
+                SELECT market, session_date,
+                    lag(session_date) OVER (PARTITION BY market ORDER BY session_date)
+                        AS previous_session_date
+                FROM raw.market_sessions
+            )
+            SELECT bars.instrument_id, bars.market, bars.session_date,
+                sessions.previous_session_date, bars.close, previous.close AS previous_close,
+                100 * (bars.close / previous.close - 1) AS return_pct, bars.source
+            FROM bars
+            LEFT JOIN sessions
+                ON sessions.market = bars.market AND sessions.session_date = bars.session_date
+            LEFT JOIN bars AS previous
+                ON previous.instrument_id = bars.instrument_id
+                AND previous.session_date = sessions.previous_session_date
+            """
+        )
+        self.execute(
+            """
+            CREATE OR REPLACE TABLE marts.fct_report_snapshot AS
+            WITH grid AS (
+                SELECT day::DATE AS report_date, day::DATE - 1 AS as_of_date,
+                    instruments.instrument_id, instruments.market
+                FROM generate_series(?::DATE, ?::DATE, INTERVAL 1 DAY) AS dates(day)
+                CROSS JOIN config.instruments AS instruments
+            ),
+            expected AS (
+                SELECT grid.*, sessions.session_date AS expected_session_date
+                FROM grid ASOF LEFT JOIN raw.market_sessions AS sessions
+                    ON sessions.market = grid.market AND grid.as_of_date >= sessions.session_date
+            ),
+            latest AS (
+                SELECT expected.*, daily.session_date, daily.close, daily.return_pct,
+                    daily.source
+                FROM expected ASOF LEFT JOIN marts.fct_market_daily AS daily
+                    ON daily.instrument_id = expected.instrument_id
+                    AND expected.as_of_date >= daily.session_date
+            )
+            SELECT report_date, market, instrument_id, expected_session_date, session_date,
+                close, return_pct, source,
+                CASE
+                    WHEN session_date IS NULL THEN 'unavailable'
+                    WHEN session_date < expected_session_date THEN 'stale'
+                    WHEN session_date = as_of_date THEN 'open'
+                    ELSE 'closed'
+                END AS status,
+                (
+                    SELECT count(*) FROM raw.market_sessions AS sessions
+                    WHERE sessions.market = latest.market
+                        AND sessions.session_date > latest.session_date
+                        AND sessions.session_date <= latest.expected_session_date
+                ) AS sessions_behind
+            FROM latest
+            """,
+            [FIRST_REPORT, LAST_REPORT],
+        )
+        self.execute(
+            """
+            CREATE OR REPLACE TABLE marts.fct_cn_breadth AS
+            SELECT session_date, advancers, decliners, unchanged,
+                advancers + decliners + unchanged AS total, turnover_cny, source
+            FROM raw.cn_breadth
+            """
+        )
+        self.execute(
+            """
+            CREATE OR REPLACE TABLE marts.fct_cross_market_divergence AS
+            SELECT left_side.report_date, left_side.instrument_id AS left_id,
+                right_side.instrument_id AS right_id,
+                left_side.session_date AS left_session_date,
+                right_side.session_date AS right_session_date,
+                left_side.return_pct AS left_return_pct,
+                right_side.return_pct AS right_return_pct,
+                100 * (left_side.return_pct - right_side.return_pct) AS spread_bps
+            FROM marts.fct_report_snapshot AS left_side
+            JOIN marts.fct_report_snapshot AS right_side
+                ON right_side.report_date = left_side.report_date
+                AND right_side.instrument_id = 'crypto/BTC-USDT'
+            WHERE left_side.instrument_id IN ('us/GSPC', 'hk/HSI', 'cn/sh000001')
+            """
+        )
+
+
+def bars(instrument_id: str, sessions: list[date], closes: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "instrument_id": instrument_id,
+            "session_date": sessions,
+            "open": closes,
+            "high": [c * 1.01 for c in closes],
+            "low": [c * 0.99 for c in closes],
+            "close": closes,
+            "volume": 1e6,
+            "source": SOURCE,
+            "is_fallback": False,
+            "fetched_at": FETCHED_AT,
+        }
+    )
+
+
+def feed(dates: list[date], **columns: object) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "session_date": dates,
+            **columns,
+            "source": SOURCE,
+            "is_fallback": False,
+            "fetched_at": FETCHED_AT,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def clean_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The clean world, built once and saved; each test gets its own in-memory copy."""
+    path = str(tmp_path_factory.mktemp("checks") / "clean.duckdb")
+    conn = World.clean().conn
+    conn.execute("ATTACH ? AS saved", [path])
+    conn.execute("COPY FROM DATABASE memory TO saved")
+    conn.close()
+    return path
+
+
+def copy_of(path: str) -> World:
+    conn = duckdb.connect(":memory:")
+    conn.execute("ATTACH ? AS saved (READ_ONLY)", [path])
+    conn.execute("COPY FROM DATABASE saved TO memory")
+    conn.execute("DETACH saved")
+    return World(conn)
+
+
+@pytest.fixture
+def world(clean_database: str) -> World:
+    return copy_of(clean_database)
+
+
+@pytest.fixture(scope="module")
+def clean_gate(clean_database: str) -> gate.GateResult:
+    """The whole gate over the clean world, run once: every check's good case."""
+    return gate.evaluate(copy_of(clean_database).conn, WINDOW)
+
+
+def test_every_check_is_covered_here() -> None:
+    """A new check in suites.all_checks() needs its bad and good cases in this file."""
+    assert {c.name for c in ALL_CHECKS} == CHECK_NAMES
+    per_market = {c.asset for c in ALL_CHECKS if c.name in ("bars_suite", "bars_on_calendar")}
+    assert per_market == {f"raw/{market}_bars" for market in markets()}
+
+
+@pytest.mark.parametrize("name_asset", [(c.name, c.asset) for c in ALL_CHECKS], ids=str)
+def test_every_check_passes_on_clean_data(
+    clean_gate: gate.GateResult, name_asset: tuple[str, str]
+) -> None:
+    [outcome] = [o for o in clean_gate.outcomes if (o.name, o.asset) == name_asset]
+    assert_passes(outcome)
+    assert outcome.severity == suites.config()["severities"][outcome.name]
+
+
+def test_a_clean_world_blocks_and_warns_nothing(clean_gate: gate.GateResult) -> None:
+    assert clean_gate.verdicts == {}
+    assert clean_gate.blocked == {}
+
+
+# --- raw bars: bars_suite, expectation by expectation ------------------------------------------
+
+
+def set_bar(world: World, instrument_id: str, day: date, **values: float) -> None:
+    market = instrument_id.split("/")[0]
+    assignments = ", ".join(f"{column} = ?" for column in values)
+    world.execute(
+        f"UPDATE raw.{market}_bars SET {assignments} WHERE instrument_id = ? AND session_date = ?",
+        [*values.values(), instrument_id, day],
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "shown"),
+    [
+        pytest.param(
+            {"close": -5.0},
+            ["expect_column_values_to_be_between(close)", "close=-5.0"],
+            id="negative_close",
+        ),
+        pytest.param(
+            {"close": float("nan")},
+            ["expect_column_values_to_not_be_null(close)", "close=nan"],
+            id="nan_close",
+        ),
+        pytest.param(
+            {"close": float("inf")},
+            ["expect_column_values_to_be_between(close)", "close=inf"],
+            id="infinite_close",
+        ),
+        pytest.param(
+            {"close": 2e9, "high": 2e9},
+            ["expect_column_values_to_be_between(close)", "close=2000000000.0"],
+            id="absurd_close",
+        ),
+        pytest.param(
+            {"open": 100.0, "high": 101.0, "low": 99.0, "close": 102.5},
+            ["expect_column_pair_values_a_to_be_greater_than_b", "high=101.0", "close=102.5"],
+            id="high_below_close",
+        ),
+        pytest.param(
+            {"open": 98.5, "high": 101.0, "low": 99.0, "close": 100.0},
+            ["expect_column_pair_values_a_to_be_greater_than_b", "open=98.5", "low=99.0"],
+            id="low_above_open",
+        ),
+    ],
+)
+def test_bars_suite_rejects_a_bad_bar(world: World, values: dict, shown: list[str]) -> None:
+    set_bar(world, "us/GSPC", FRIDAY, **values)
+    outcome = check("bars_suite", "raw/us_bars").evaluate(world.conn, WINDOW)
+    assert_fails(outcome, ERROR, "raw.us_bars", "us/GSPC 2026-03-20", f"[{SOURCE}]", *shown)
+    flagged = pd.concat([f.rows for f in outcome.findings])
+    assert set(map(tuple, flagged.to_numpy())) == {("us/GSPC", FRIDAY)}
+    assert {f.market for f in outcome.findings} == {"us"}
+
+
+def test_bars_suite_rejects_a_duplicate_session(world: World) -> None:
+    world.append("us_bars", bars("us/DJI", [FRIDAY], [123.0]))
+    outcome = check("bars_suite", "raw/us_bars").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        ERROR,
+        "raw.us_bars expect_compound_columns_to_be_unique",
+        "2 row(s)",
+        "us/DJI 2026-03-20",
+        f"[{SOURCE}]",
+    )
+
+
+def test_bars_suite_rejects_an_unknown_instrument(world: World) -> None:
+    world.append("us_bars", bars("us/SPX", [FRIDAY], [5600.0]))
+    outcome = check("bars_suite", "raw/us_bars").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        ERROR,
+        "expect_column_values_to_be_in_set(instrument_id)",
+        "us/SPX 2026-03-20 instrument_id=us/SPX",
+        f"[{SOURCE}]",
+    )
+
+
+def test_bars_suite_passes_close_only_bars_and_ignores_later_sessions(world: World) -> None:
+    """Close-only histories (replay CSVs with empty open/high/low) are valid bars; a bad bar
+    after R-1 belongs to later reports, and the Sunday window does not read it."""
+    set_bar(world, "us/GSPC", FRIDAY, open=None, high=None, low=None)
+    set_bar(world, "us/GSPC", date(2026, 3, 23), close=-5.0)
+    assert_passes(check("bars_suite", "raw/us_bars").evaluate(world.conn, WINDOW))
+
+
+@pytest.mark.parametrize("market", ["hk", "cn", "crypto"])
+def test_bars_suite_of_every_market(world: World, market: str) -> None:
+    instrument_id = instruments(market)[0].instrument_id
+    set_bar(world, instrument_id, FRIDAY, close=-1.0)
+    outcome = check("bars_suite", f"raw/{market}_bars").evaluate(world.conn, WINDOW)
+    assert_fails(outcome, ERROR, f"raw.{market}_bars", f"{instrument_id} 2026-03-20", "close=-1.0")
+    assert {f.market for f in outcome.findings} == {market}
+
+
+# --- bars_on_calendar --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("market", ["us", "hk", "cn"])
+def test_a_bar_on_saturday_is_off_the_exchange_calendar(world: World, market: str) -> None:
+    instrument_id = instruments(market)[0].instrument_id
+    world.append(f"{market}_bars", bars(instrument_id, [SATURDAY], [100.0]))
+    outcome = check("bars_on_calendar", f"raw/{market}_bars").evaluate(world.conn, WINDOW)
+    calendar = markets()[market].calendar
+    assert_fails(
+        outcome,
+        ERROR,
+        f"raw.{market}_bars (calendar {calendar})",
+        f"{instrument_id} 2026-03-21 on_calendar=False",
+        f"[{SOURCE}]",
+    )
+    assert list(outcome.findings[0].rows.itertuples(index=False, name=None)) == [
+        (instrument_id, SATURDAY)
+    ]
+
+
+def test_a_crypto_bar_on_saturday_is_on_the_24_7_calendar(world: World) -> None:
+    assert SATURDAY in world.sessions("crypto")
+    assert_passes(check("bars_on_calendar", "raw/crypto_bars").evaluate(world.conn, WINDOW))
+
+
+# --- other raw feeds ---------------------------------------------------------------------------
+
+
+def test_breadth_suite_rejects_negative_counts_and_missing_turnover(world: World) -> None:
+    world.execute("UPDATE raw.cn_breadth SET advancers = -3 WHERE session_date = ?", [FRIDAY])
+    world.execute(
+        "UPDATE raw.cn_breadth SET turnover_cny = NULL WHERE session_date = ?", [THURSDAY]
+    )
+    outcome = check("breadth_suite").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        ERROR,
+        "raw.cn_breadth expect_column_values_to_be_between(advancers)",
+        "2026-03-20 advancers=-3",
+        "raw.cn_breadth expect_column_values_to_not_be_null(turnover_cny)",
+        "2026-03-19 turnover_cny=nan",
+        f"[{SOURCE}]",
+    )
+    assert {f.table for f in outcome.findings} == {"raw.cn_breadth"}
+    assert set().union(*(f.dates for f in outcome.findings)) == {THURSDAY, FRIDAY}
+
+
+def test_stock_bars_suite_warns_on_a_zero_close(world: World) -> None:
+    world.execute(
+        "UPDATE raw.cn_stock_bars SET close = 0 WHERE stock_code = '600000' AND session_date = ?",
+        [FRIDAY],
+    )
+    outcome = check("stock_bars_suite").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        WARN,
+        "raw.cn_stock_bars expect_column_values_to_be_between(close)",
+        "600000 2026-03-20 close=0.0",
+        f"[{SOURCE}]",
+    )
+    assert outcome.findings[0].dates == {FRIDAY}
+
+
+def test_defi_suite_rejects_negative_tvl_and_missing_category(world: World) -> None:
+    world.execute(
+        "UPDATE raw.defi_protocol_tvl SET tvl_usd = -1e9 WHERE protocol = 'Aave' "
+        "AND session_date = ?",
+        [SATURDAY],
+    )
+    world.execute(
+        "UPDATE raw.defi_protocol_tvl SET category = NULL WHERE protocol = 'Uniswap' "
+        "AND session_date = ?",
+        [FRIDAY],
+    )
+    outcome = check("defi_suite").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        ERROR,
+        "raw.defi_protocol_tvl expect_column_values_to_be_between(tvl_usd)",
+        "Aave 2026-03-21 tvl_usd=-1000000000.0",
+        "raw.defi_protocol_tvl expect_column_values_to_not_be_null(category)",
+        "Uniswap 2026-03-20 category=nan",
+        f"[{SOURCE}]",
+    )
+    assert {f.market for f in outcome.findings} == {"defi"}
+
+
+def test_stablecoin_suite_rejects_negative_supply(world: World) -> None:
+    world.execute(
+        "UPDATE raw.stablecoin_supply SET circulating_usd = -5 WHERE symbol = 'USDC' "
+        "AND session_date = ?",
+        [SATURDAY],
+    )
+    outcome = check("stablecoin_suite").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        ERROR,
+        "raw.stablecoin_supply expect_column_values_to_be_between(circulating_usd)",
+        "USDC 2026-03-21 circulating_usd=-5.0",
+        f"[{SOURCE}]",
+    )
+    assert outcome.findings[0].dates == {SATURDAY}
+    assert outcome.findings[0].table == "raw.stablecoin_supply"
+
+
+def test_stablecoin_suite_rejects_a_duplicate_day(world: World) -> None:
+    world.append("stablecoin_supply", feed([FRIDAY], symbol="USDT", circulating_usd=1.5e11))
+    outcome = check("stablecoin_suite").evaluate(world.conn, WINDOW)
+    assert_fails(outcome, ERROR, "expect_compound_columns_to_be_unique", "USDT 2026-03-20")
+
+
+# --- marts: return_bounds ----------------------------------------------------------------------
+
+
+def jump(world: World, instrument_id: str, day: date, factor: float) -> None:
+    """Multiply every close from ``day`` on: one return of ``factor``, the others unchanged."""
+    market = instrument_id.split("/")[0]
+    world.execute(
+        f"UPDATE raw.{market}_bars SET open = open * ?, high = high * ?, low = low * ?, "
+        "close = close * ? WHERE instrument_id = ? AND session_date >= ?",
+        [factor, factor, factor, factor, instrument_id, day],
+    )
+    world.build_marts()
+
+
+def confirm(monkeypatch: pytest.MonkeyPatch, *moves: tuple[str, date]) -> None:
+    configured = dict(suites.config())
+    configured["confirmed_moves"] = [
+        *configured["confirmed_moves"],
+        *({"instrument_id": i, "session_date": d} for i, d in moves),
+    ]
+    monkeypatch.setattr(suites, "config", lambda: configured)
+
+
+def test_a_40_pct_index_move_fails_return_bounds(world: World) -> None:
+    jump(world, "us/GSPC", FRIDAY, 1.4)
+    outcome = check("return_bounds").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        ERROR,
+        "marts.fct_market_daily return_bounds: 1 return(s) need confirmation",
+        "confirmed_moves",
+        "us/GSPC 2026-03-20 return +40.00% beyond ±15%",
+        f"[{SOURCE}]",
+    )
+    [finding] = outcome.findings
+    assert finding.market == "us"
+    assert list(finding.rows.itertuples(index=False, name=None)) == [("us/GSPC", FRIDAY)]
+
+
+def test_a_confirmed_move_passes_return_bounds(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jump(world, "us/GSPC", FRIDAY, 1.4)
+    confirm(monkeypatch, ("us/GSPC", FRIDAY))
+    assert_passes(check("return_bounds").evaluate(world.conn, WINDOW))
+
+
+def test_a_confirmation_covers_one_instrument_and_session_only(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jump(world, "us/GSPC", FRIDAY, 1.4)
+    confirm(monkeypatch, ("us/GSPC", THURSDAY), ("us/DJI", FRIDAY))
+    assert_fails(check("return_bounds").evaluate(world.conn, WINDOW), ERROR, "us/GSPC 2026-03-20")
+
+
+def test_return_bounds_follow_the_asset_class(world: World) -> None:
+    """±15 % for an index, ±20 % for an ETF, ±40 % for crypto (data_checks/config.yml)."""
+    jump(world, "us/QQQ", FRIDAY, 1.18)
+    jump(world, "crypto/BTC-USDT", FRIDAY, 1.3)
+    assert_passes(check("return_bounds").evaluate(world.conn, WINDOW))
+    jump(world, "crypto/ETH-USDT", FRIDAY, 0.5)
+    assert_fails(
+        check("return_bounds").evaluate(world.conn, WINDOW),
+        ERROR,
+        "crypto/ETH-USDT 2026-03-20 return -50.00% beyond ±40%",
+    )
+
+
+def test_return_bounds_and_severities_come_from_the_configuration(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jump(world, "us/GSPC", FRIDAY, 1.1)
+    assert_passes(check("return_bounds").evaluate(world.conn, WINDOW))
+    configured = dict(suites.config())
+    configured["return_bounds_pct"] = {**configured["return_bounds_pct"], "equity_index": 5}
+    configured["severities"] = {**configured["severities"], "return_bounds": WARN}
+    monkeypatch.setattr(suites, "config", lambda: configured)
+    assert_fails(
+        check("return_bounds").evaluate(world.conn, WINDOW),
+        WARN,
+        "us/GSPC 2026-03-20 return +10.00% beyond ±5%",
+    )
+
+
+# --- marts: snapshot checks --------------------------------------------------------------------
+
+
+def test_an_instrument_lagging_its_market_fails_freshness(world: World) -> None:
+    world.execute(
+        "DELETE FROM raw.us_bars WHERE instrument_id = 'us/IXIC' AND session_date >= ?", [FRIDAY]
+    )
+    world.build_marts()
+    outcome = check("freshness").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        ERROR,
+        "us/IXIC lags its market for report 2026-03-22",
+        "data ends 2026-03-19 (1 session(s) behind)",
+        "the calendar expects 2026-03-20",
+        "4 other US instrument(s) have it",
+        f"[{SOURCE}]",
+    )
+    [finding] = outcome.findings
+    assert finding.market == "us"
+    assert finding.report_dates == {date(2026, 3, 22)}
+    # the market as a whole has its session: not a market_session failure
+    assert_passes(check("market_session").evaluate(world.conn, WINDOW))
+
+
+def test_a_whole_market_stale_fails_market_session(world: World) -> None:
+    world.execute("DELETE FROM raw.hk_bars WHERE session_date >= ?", [FRIDAY])
+    world.build_marts()
+    outcome = check("market_session").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        ERROR,
+        "Hong Kong is stale for report 2026-03-22",
+        "the calendar (XHKG) expects session 2026-03-20",
+        "the data ends 2026-03-19",
+        "late, or the exchange had an unscheduled closure",
+    )
+    [finding] = outcome.findings
+    assert finding.market == "hk"
+    assert finding.report_dates == {date(2026, 3, 22)}
+    # every instrument lags, so no single one "lags its market": freshness stays quiet
+    assert_passes(check("freshness").evaluate(world.conn, WINDOW))
+
+
+def test_a_market_closed_for_the_weekend_is_not_stale(world: World) -> None:
+    """The Sunday report shows Friday's equity sessions: closed, not stale."""
+    statuses = world.conn.execute(
+        "SELECT DISTINCT market, status FROM marts.fct_report_snapshot WHERE report_date = ?",
+        [WINDOW.start],
+    ).fetchall()
+    assert sorted(statuses) == [
+        ("cn", "closed"),
+        ("crypto", "open"),
+        ("hk", "closed"),
+        ("us", "closed"),
+    ]
+    assert_passes(check("market_session").evaluate(world.conn, WINDOW))
+
+
+def test_an_unavailable_instrument_is_a_warning(world: World) -> None:
+    world.execute("DELETE FROM raw.us_bars WHERE instrument_id = 'us/QQQ'")
+    world.build_marts()
+    outcome = check("unavailable_instruments").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        WARN,
+        "us/QQQ: no data from the source for report(s) 2026-03-22..2026-03-22",
+        "unavailable",
+    )
+    assert outcome.findings[0].market == "us"
+
+
+# --- marts: breadth and divergence arithmetic --------------------------------------------------
+
+
+def test_breadth_counts_not_adding_up_fail_breadth_totals(world: World) -> None:
+    world.execute("UPDATE marts.fct_cn_breadth SET total = 5150 WHERE session_date = ?", [FRIDAY])
+    outcome = check("breadth_totals").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        ERROR,
+        "marts.fct_cn_breadth expect_column_values_to_be_between(unexplained)",
+        "2026-03-20 unexplained=50",
+    )
+    [finding] = outcome.findings
+    assert finding.table == "marts.fct_cn_breadth"
+    assert finding.dates == {FRIDAY}
+    assert finding.market == "cn"
+
+
+def test_a_spread_that_is_not_left_minus_right_fails_divergence_arithmetic(world: World) -> None:
+    jump(world, "us/GSPC", FRIDAY, 1.01)
+    world.execute(
+        "UPDATE marts.fct_cross_market_divergence "
+        "SET spread_bps = 100 * (right_return_pct - left_return_pct) "
+        "WHERE report_date = ? AND left_id = 'us/GSPC'",
+        [WINDOW.start],
+    )
+    outcome = check("divergence_arithmetic").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        ERROR,
+        "marts.fct_cross_market_divergence expect_column_values_to_be_between(residual_bps)",
+        "2026-03-22 us/GSPC crypto/BTC-USDT residual_bps=",
+    )
+    [finding] = outcome.findings
+    assert finding.report_dates == {WINDOW.start}
+    assert finding.market is None
+
+
+# --- the gate: which report dates a finding blocks ---------------------------------------------
+
+GATE_WINDOW = ReportWindow(date(2026, 3, 21), date(2026, 3, 26))  # Sat .. Wed
+SHOWS_FRIDAY = {date(2026, 3, 21), date(2026, 3, 22), date(2026, 3, 23)}  # Sat, Sun, Mon
+USES_FRIDAY = SHOWS_FRIDAY | {date(2026, 3, 24)}  # Tue shows Monday, whose return is off Friday
+
+
+@pytest.fixture
+def only(monkeypatch: pytest.MonkeyPatch):
+    """Run the gate with some checks only: the mapping is what these tests are about."""
+
+    def select(*names_assets: tuple[str, str | None]) -> None:
+        chosen = [check(*name_asset) for name_asset in names_assets]
+        monkeypatch.setattr(gate, "all_checks", lambda: chosen)
+
+    return select
+
+
+def test_a_bad_friday_bar_blocks_the_reports_that_show_or_use_it(world: World, only) -> None:
+    only(("bars_suite", "raw/us_bars"))
+    set_bar(world, "us/GSPC", FRIDAY, open=98.5, high=99.0, low=98.0, close=100.5)
+    result = gate.evaluate(world.conn, GATE_WINDOW)
+    assert set(result.blocked) == USES_FRIDAY
+    for report_date in USES_FRIDAY:
+        [line] = result.verdict(report_date).blocked
+        assert line.startswith("[ERROR] raw.us_bars expect_column_pair_values_a_to_be_greater")
+        assert "us/GSPC 2026-03-20" in line
+    assert result.verdict(date(2026, 3, 25)).blocked == []
+
+
+def test_a_bad_bar_of_another_instrument_or_session_blocks_nothing_else(world: World, only) -> None:
+    """Wednesday's report shows Tuesday, whose return is off Monday: a bad Monday bar of the
+    Dow blocks Tuesday and Wednesday and leaves the weekend reports alone."""
+    only(("bars_suite", "raw/us_bars"))
+    set_bar(world, "us/DJI", date(2026, 3, 23), close=-5.0)
+    result = gate.evaluate(world.conn, GATE_WINDOW)
+    assert set(result.blocked) == {date(2026, 3, 24), date(2026, 3, 25)}
+
+
+def test_a_warning_blocks_nothing(world: World, only) -> None:
+    only(("stock_bars_suite", None))
+    world.execute(
+        "UPDATE raw.cn_stock_bars SET close = 0 WHERE stock_code = '600000' AND session_date = ?",
+        [FRIDAY],
+    )
+    result = gate.evaluate(world.conn, GATE_WINDOW)
+    assert result.blocked == {}
+    # a dated feed is shown as of R-1: Friday's rows for Sat, Sun and Mon; Tue shows Monday
+    assert {d for d, v in result.verdicts.items() if v.warnings} == SHOWS_FRIDAY
+    [line] = result.verdict(date(2026, 3, 22)).warnings
+    assert line.startswith("[WARN] raw.cn_stock_bars")
+    assert "600000 2026-03-20 close=0.0" in line
+
+
+def test_a_partial_report_leaves_out_the_failing_market(world: World, only) -> None:
+    only(("bars_suite", "raw/us_bars"), ("divergence_arithmetic", None))
+    set_bar(world, "us/GSPC", FRIDAY, close=-5.0)
+    blocked = gate.evaluate(world.conn, GATE_WINDOW)
+    assert set(blocked.blocked) == USES_FRIDAY
+
+    result = gate.evaluate(world.conn, GATE_WINDOW, partial=True)
+    assert result.blocked == {}
+    assert {d for d, v in result.verdicts.items() if v.left_out} == USES_FRIDAY
+    verdict = result.verdict(date(2026, 3, 22))
+    assert list(verdict.left_out) == ["us"]
+    assert all("us/GSPC 2026-03-20" in line for line in verdict.left_out["us"])
+
+    # an ERROR that belongs to no single market still blocks a partial report
+    world.execute(
+        "UPDATE marts.fct_cross_market_divergence SET spread_bps = spread_bps + 1 "
+        "WHERE report_date = ?",
+        [date(2026, 3, 25)],
+    )
+    result = gate.evaluate(world.conn, GATE_WINDOW, partial=True)
+    assert set(result.blocked) == {date(2026, 3, 25)}
+    assert "divergence" in result.verdict(date(2026, 3, 25)).blocked[0]
+
+
+def test_a_stale_market_is_left_out_of_a_partial_report(world: World, only) -> None:
+    only(("market_session", None))
+    world.execute("DELETE FROM raw.hk_bars WHERE session_date >= ?", [FRIDAY])
+    world.build_marts()
+    result = gate.evaluate(world.conn, GATE_WINDOW, partial=True)
+    assert result.blocked == {}
+    assert set(result.verdicts) == set(GATE_WINDOW.report_dates())
+    assert all(list(v.left_out) == ["hk"] for v in result.verdicts.values())
+
+
+def test_a_missing_marts_table_fails_the_check_and_blocks_every_date(world: World, only) -> None:
+    only(("breadth_totals", None), ("divergence_arithmetic", None))
+    world.execute("DROP TABLE marts.fct_cn_breadth")
+    with pytest.raises(duckdb.CatalogException):
+        check("breadth_totals").evaluate(world.conn, GATE_WINDOW)
+    result = gate.evaluate(world.conn, GATE_WINDOW, partial=True)
+    failed, passed = result.outcomes
+    assert not failed.passed
+    assert failed.severity == ERROR
+    assert "marts/fct_cn_breadth breadth_totals: cannot run" in failed.findings[0].message
+    assert "fct_cn_breadth" in failed.findings[0].message
+    assert passed.passed
+    assert set(result.blocked) == set(GATE_WINDOW.report_dates())
+
+
+# --- outcome.to_result: what the Dagster UI shows ----------------------------------------------
+
+
+def test_to_result_of_a_failed_error_check(world: World) -> None:
+    set_bar(world, "us/GSPC", FRIDAY, close=-5.0, open=-5.0)
+    outcome = check("bars_suite", "raw/us_bars").evaluate(world.conn, WINDOW)
+    result = outcome.to_result()
+    assert result.passed is False
+    assert result.severity == AssetCheckSeverity.ERROR
+    metadata = {key: value.value for key, value in result.metadata.items()}
+    assert metadata["severity"] == ERROR
+    assert metadata["failures"] == len(outcome.findings) > 0
+    assert metadata["first_failures"] == [f.message for f in outcome.findings]
+    assert any("us/GSPC 2026-03-20 close=-5.0" in m for m in metadata["first_failures"])
+    assert result.description.startswith("raw/us_bars bars_suite FAILED (ERROR):")
+
+
+def test_to_result_of_a_warning_and_of_a_pass(world: World) -> None:
+    world.execute("UPDATE raw.cn_stock_bars SET close = 0 WHERE session_date = ?", [FRIDAY])
+    warned = check("stock_bars_suite").evaluate(world.conn, WINDOW).to_result()
+    assert warned.passed is False
+    assert warned.severity == AssetCheckSeverity.WARN
+    assert warned.metadata["severity"].value == WARN
+    assert warned.metadata["failures"].value == 1
+
+    passed = check("stablecoin_suite").evaluate(world.conn, WINDOW).to_result()
+    assert passed.passed is True
+    assert passed.metadata["failures"].value == 0
+    assert passed.metadata["first_failures"].value == []
+
+
+def test_to_result_lists_at_most_twenty_failures() -> None:
+    findings = [Finding(f"problem {n}") for n in range(25)]
+    outcome = CheckOutcome("bars_suite", "raw/us_bars", ERROR, "test", findings)
+    result = outcome.to_result()
+    assert result.metadata["failures"].value == 25
+    assert len(result.metadata["first_failures"].value) == 20
+    assert result.description.endswith("... and 5 more")
