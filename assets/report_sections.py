@@ -167,7 +167,7 @@ def key_insight(report: dict, rules: dict) -> Section:
         extreme = min(ranked, key=lambda d: d["zscore_rank"] or 10**6)
         verdict = "extreme" if is_extreme(extreme, rules) else "within its usual range"
         lines.append(f"Most unusual divergence: {describe_divergence(extreme)}, {verdict}.")
-    btc, spx = instrument(report, "crypto/BTC-USDT"), instrument(report, "us/GSPC")
+    btc, spx = (instrument(report, i) for i in rules["crypto_vs_equities"])
     if btc and spx and btc["return_pct"] is not None and spx["return_pct"] is not None:
         together = (btc["return_pct"] >= 0) == (spx["return_pct"] >= 0)
         lines.append(
@@ -316,7 +316,7 @@ def equity_section(report: dict, code: str, id_: str, title: str, extra: list[Bl
     )
 
 
-def us_section(report: dict) -> Section:
+def us_section(report: dict, rules: dict) -> Section:
     entry = market(report, "us")
     rows = [r for r in (entry or {}).get("instruments", []) if r["return_pct"] is not None]
     extra = []
@@ -324,24 +324,31 @@ def us_section(report: dict) -> Section:
         best = max(rows, key=lambda r: r["return_pct"])
         worst = min(rows, key=lambda r: r["return_pct"])
         extra.append(paragraph(f"Strongest: {move(best)}. Weakest: {move(worst)}."))
-        iwm, qqq = instrument(report, "us/IWM"), instrument(report, "us/QQQ")
-        if iwm and qqq and iwm["return_pct"] is not None and qqq["return_pct"] is not None:
-            leader = "Small caps (IWM)" if iwm["return_pct"] > qqq["return_pct"] else "Tech (QQQ)"
-            extra.append(paragraph(f"{leader} led: {move(iwm)} against {move(qqq)}."))
+        first, second = (instrument(report, i) for i in rules["us_style_pair"])
+        if (
+            first
+            and second
+            and first["return_pct"] is not None
+            and second["return_pct"] is not None
+        ):
+            leader = first if first["return_pct"] > second["return_pct"] else second
+            extra.append(
+                paragraph(f"{leader['short_name']} led: {move(first)} against {move(second)}.")
+            )
     return equity_section(report, "us", "us", "4. US Market", extra)
 
 
-def hk_section(report: dict) -> Section:
+def hk_section(report: dict, rules: dict) -> Section:
     extra = []
-    pair = divergence(report, "us/IXIC", "hk/HSTECH")
+    pair = divergence(report, *rules["hk_comparison_pair"])
     if pair:
-        extra.append(paragraph(f"Same-date comparison with US tech: {describe_divergence(pair)}."))
+        extra.append(paragraph(f"Same-date comparison: {describe_divergence(pair)}."))
     return equity_section(report, "hk", "hk", "5. Hong Kong Market", extra)
 
 
-def cn_section(report: dict) -> Section:
+def cn_section(report: dict, rules: dict) -> Section:
     extra = []
-    pair = divergence(report, "cn/sz399006", "cn/sh000001")
+    pair = divergence(report, *rules["cn_intra_market_pair"])
     if pair:
         extra.append(paragraph(f"Intra-market divergence: {describe_divergence(pair)}."))
     breadth = report["breadth"]
@@ -543,9 +550,9 @@ def sections(report: dict, rules: dict) -> list[Section]:
         key_insight(report, rules),
         transmission(report),
         crypto_defi(report, rules),
-        us_section(report),
-        hk_section(report),
-        cn_section(report),
+        us_section(report, rules),
+        hk_section(report, rules),
+        cn_section(report, rules),
         divergences_section(report, rules),
         flow_map(report),
         risk_matrix(report, rules),

@@ -28,10 +28,10 @@ DISCLAIMER = (
 )
 CHAIN_RULES = {
     "risk_off_everywhere": "every link is risk-off",
-    "transmitted": "Hong Kong and A-shares both followed the US lead",
-    "partial": "one Asian market followed the US lead, the other did not",
-    "broken": "neither Asian market followed the US lead",
-    "no_clear_lead": "the US lead itself was mixed",
+    "transmitted": "every following market took the signal of the overnight lead",
+    "partial": "some following markets took the lead's signal, others did not",
+    "broken": "no following market took the signal of the overnight lead",
+    "no_clear_lead": "the overnight lead itself was mixed",
     "incomplete": "a link of the chain has no data",
 }
 

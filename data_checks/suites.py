@@ -90,6 +90,15 @@ def gx_findings(
     return findings
 
 
+def rows_read(conn: duckdb.DuckDBPyConnection, table: str, window: ReportWindow) -> pd.DataFrame:
+    """A table's rows for the sessions the window's reports read."""
+    return read(
+        conn,
+        f"SELECT * FROM {table} WHERE session_date >= ? AND session_date < ?",
+        list(sessions_read(window)),
+    )
+
+
 def read(conn: duckdb.DuckDBPyConnection, sql: str, params: list) -> pd.DataFrame:
     frame = conn.execute(sql, params).df()
     for column in ("session_date", "report_date", "expected_session_date"):
@@ -153,11 +162,7 @@ def find_bad_bars(market: str) -> Callable:
     table = RAW_TABLES[f"{market}_bars"]
 
     def find(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
-        frame = read(
-            conn,
-            f"SELECT * FROM {table.qualified} WHERE session_date >= ? AND session_date < ?",
-            list(sessions_read(window)),
-        )
+        frame = rows_read(conn, table.qualified, window)
         keys = ["instrument_id", "session_date"]
         return gx_findings(frame, bars_suite(market), table.qualified, keys, market)
 
@@ -201,11 +206,7 @@ def find_bars_off_calendar(market: str) -> Callable:
 
 
 def find_bad_breadth(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
-    frame = read(
-        conn,
-        "SELECT * FROM raw.cn_breadth WHERE session_date >= ? AND session_date < ?",
-        list(sessions_read(window)),
-    )
+    frame = rows_read(conn, "raw.cn_breadth", window)
     suite = new_suite("raw_cn_breadth")
     for column in ("advancers", "decliners", "unchanged", "turnover_cny"):
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
@@ -217,11 +218,7 @@ def find_bad_breadth(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> l
 
 
 def find_bad_stock_bars(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
-    frame = read(
-        conn,
-        "SELECT * FROM raw.cn_stock_bars WHERE session_date >= ? AND session_date < ?",
-        list(sessions_read(window)),
-    )
+    frame = rows_read(conn, "raw.cn_stock_bars", window)
     suite = new_suite("raw_cn_stock_bars")
     for column in ("close", "previous_close"):
         suite.add_expectation(
@@ -239,11 +236,7 @@ def find_bad_stock_bars(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -
 
 
 def find_bad_defi(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
-    frame = read(
-        conn,
-        "SELECT * FROM raw.defi_protocol_tvl WHERE session_date >= ? AND session_date < ?",
-        list(sessions_read(window)),
-    )
+    frame = rows_read(conn, "raw.defi_protocol_tvl", window)
     suite = new_suite("raw_defi_protocol_tvl")
     for column in ("protocol", "category", "tvl_usd"):
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
@@ -259,11 +252,7 @@ def find_bad_defi(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list
 
 
 def find_bad_stablecoins(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
-    frame = read(
-        conn,
-        "SELECT * FROM raw.stablecoin_supply WHERE session_date >= ? AND session_date < ?",
-        list(sessions_read(window)),
-    )
+    frame = rows_read(conn, "raw.stablecoin_supply", window)
     suite = new_suite("raw_stablecoin_supply")
     suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column="circulating_usd"))
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="circulating_usd", min_value=0))

@@ -1,16 +1,19 @@
 {#- Per report date: the risk signal of each link of the chain US (overnight lead) -> Hong Kong ->
-    A-shares, each Asian session paired with the US session that closed just before it opened
-    (both dates named), and the chain's status:
+    A-shares (vars chain_lead, chain_followers), each following session paired with the lead's
+    session that closed just before it opened (both dates named), and the chain's status:
       risk_off_everywhere  every link OFF
-      transmitted          Hong Kong and A-shares both follow a clear US lead (ON or OFF)
-      partial              one of them follows the lead, the other does not
-      broken               neither follows a clear US lead
-      no_clear_lead        the US lead itself is MIXED -#}
+      transmitted          every follower has the signal of a clear lead (ON or OFF)
+      partial              some followers follow the lead, others do not
+      broken               no follower follows a clear lead
+      no_clear_lead        the lead itself is MIXED
+      incomplete           a link has no signal -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['report_date', 'market'],
 ) }}
+{% set lead = var('chain_lead') %}
+{% set followers = var('chain_followers') %}
 
 with sessions as (
     select * from {{ ref('stg_market_sessions') }}
@@ -20,26 +23,26 @@ signals as (
     select * from {{ ref('int_market_signals') }}
 ),
 
-asia as (
+follower_sessions as (
     select distinct snapshot.report_date, snapshot.market, snapshot.market_session_date as session_date
     from {{ ref('fct_report_snapshot') }} as snapshot
-    where snapshot.market in ('hk', 'cn') and {{ in_report_window('snapshot.report_date') }}
+    where snapshot.market in ('{{ followers | join("', '") }}') and {{ in_report_window('snapshot.report_date') }}
 ),
 
-asia_opens as (
-    select asia.*, sessions.open_utc
-    from asia
-    join sessions on sessions.market = asia.market and sessions.session_date = asia.session_date
+follower_opens as (
+    select follower_sessions.*, sessions.open_utc
+    from follower_sessions
+    join sessions on sessions.market = follower_sessions.market and sessions.session_date = follower_sessions.session_date
 ),
 
-us_closes as (
-    select session_date, close_utc from sessions where market = 'us'
+lead_closes as (
+    select session_date, close_utc from sessions where market = '{{ lead }}'
 ),
 
 paired as (
-    select asia_opens.*, us_closes.session_date as lead_session_date
-    from asia_opens
-    asof join us_closes on asia_opens.open_utc >= us_closes.close_utc
+    select follower_opens.*, lead_closes.session_date as lead_session_date
+    from follower_opens
+    asof join lead_closes on follower_opens.open_utc >= lead_closes.close_utc
 ),
 
 links as (
@@ -56,35 +59,46 @@ links as (
     union all
     select
         paired.report_date,
-        'us' as market,
+        '{{ lead }}' as market,
         paired.lead_session_date as session_date,
         null as lead_session_date,
         signals.signal,
         signals.mean_return_pct,
         signals.signal_threshold_pct
     from paired
-    left join signals on signals.market = 'us' and signals.session_date = paired.lead_session_date
-    where paired.market = 'hk'
+    left join signals
+        on signals.market = '{{ lead }}' and signals.session_date = paired.lead_session_date
+    where paired.market = '{{ followers[0] }}'
+),
+
+lead_signals as (
+    select report_date, signal as lead_signal from links where market = '{{ lead }}'
 ),
 
 statuses as (
     select
-        report_date,
-        any_value(signal) filter (where market = 'us') as us_signal,
-        any_value(signal) filter (where market = 'hk') as hk_signal,
-        any_value(signal) filter (where market = 'cn') as cn_signal
+        links.report_date,
+        any_value(lead_signals.lead_signal) as lead_signal,
+        count(links.signal) filter (where links.market <> '{{ lead }}') as follower_signals,
+        count(*) filter (where links.market <> '{{ lead }}' and links.signal = 'OFF')
+            as followers_off,
+        count(*) filter (
+            where links.market <> '{{ lead }}' and links.signal = lead_signals.lead_signal
+        ) as followers_following
     from links
-    group by report_date
+    left join lead_signals using (report_date)
+    group by links.report_date
 )
 
 select
     links.*,
     case
-        when us_signal is null or hk_signal is null or cn_signal is null then 'incomplete'
-        when us_signal = 'OFF' and hk_signal = 'OFF' and cn_signal = 'OFF' then 'risk_off_everywhere'
-        when us_signal = 'MIXED' then 'no_clear_lead'
-        when hk_signal = us_signal and cn_signal = us_signal then 'transmitted'
-        when hk_signal = us_signal or cn_signal = us_signal then 'partial'
+        when lead_signal is null or follower_signals < {{ followers | length }} then 'incomplete'
+        when lead_signal = 'OFF' and followers_off = {{ followers | length }}
+            then 'risk_off_everywhere'
+        when lead_signal = 'MIXED' then 'no_clear_lead'
+        when followers_following = {{ followers | length }} then 'transmitted'
+        when followers_following > 0 then 'partial'
         else 'broken'
     end as chain_status
 from links
