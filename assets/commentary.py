@@ -65,7 +65,7 @@ _NUMBER = re.compile(
       | \s(?:per\s?cent|percent|percentage\ points?)\b | \s?pp\b
       | \s?(?:bps|bp)\b | \sbasis\ points?\b
       | \s?(?P<scale_word>trillion|billion|million|thousand|tn|bn|mn)\b
-      | (?P<scale_letter>[tbmk])\b
+      | \s?(?P<scale_letter>[tbmk])\b
     )?
     """,
     re.VERBOSE | re.IGNORECASE,

@@ -264,7 +264,7 @@ h2{font-size:1.15rem;margin:2rem 0 .5rem;padding-top:.5rem;border-top:1px solid 
 .markets{list-style:none;padding:0;margin:.75rem 0;display:flex;flex-wrap:wrap;gap:.4rem}
 .markets li{font-size:.85rem;padding:.15rem .55rem;border:1px solid var(--line);
 border-radius:1rem;background:var(--soft)}
-.markets .status-stale,.markets .status-unavailable{border-color:var(--neg);color:var(--neg)}
+.markets .status-stale,.markets .status-unavailable,.markets .status-left_out{border-color:var(--neg);color:var(--neg)}
 .markets .status-open{border-color:var(--pos)}
 nav ol{padding-left:1.5rem;margin:.5rem 0 1rem;font-size:.95rem}
 a{color:var(--accent)}

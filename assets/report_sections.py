@@ -259,6 +259,8 @@ def crypto_defi(report: dict, rules: dict) -> Section:
                 ],
             )
         )
+    elif "defi" not in report["left_out"]:
+        blocks.append(paragraph("DeFi TVL: unavailable for this date."))
     coins = report["stablecoins"]
     if coins:
         blocks.append(paragraph(f"Stablecoin supply on {coins['date']}:"))
@@ -276,6 +278,8 @@ def crypto_defi(report: dict, rules: dict) -> Section:
                 ],
             )
         )
+    elif "defi" not in report["left_out"]:
+        blocks.append(paragraph("Stablecoin supply: unavailable for this date."))
     blocks.append(paragraph("Verdict: " + crypto_verdict(report, rules)))
     return section(
         "crypto_defi",
@@ -301,8 +305,8 @@ def crypto_verdict(report: dict, rules: dict) -> str:
         flow_text = f"tracked stablecoin supply grew {money(coins['net_change_usd'])}"
         meaning = "new dry powder" if direction == "fell" else "fresh money alongside prices"
     elif flow <= -threshold:
-        flow_text = f"tracked stablecoin supply shrank {money(coins['net_change_usd'])}"
-        meaning = "money leaving crypto" if direction == "fell" else "prices up without new money"
+        flow_text = f"tracked stablecoin supply shrank {money(abs(coins['net_change_usd']))}"
+        meaning = "prices up without new money" if direction == "rose" else "money leaving crypto"
     else:
         flow_text = f"tracked stablecoin supply was flat ({money(coins['net_change_usd'])})"
         meaning = "no new money either way"
@@ -357,7 +361,7 @@ def cn_section(report: dict, rules: dict) -> Section:
             paragraph(
                 f"Breadth on {breadth['session_date']}: {breadth['advancers']:,} up, "
                 f"{breadth['decliners']:,} down, {breadth['unchanged']:,} unchanged of "
-                f"{breadth['total']:,} (advance ratio {100 * breadth['advance_ratio']:.1f}%; "
+                f"{breadth['total']:,} (advance ratio {breadth['advance_ratio']:.4f}; "
                 f"source {breadth['source']})."
             )
         )
@@ -399,15 +403,12 @@ def divergences_section(report: dict, rules: dict) -> Section:
     if cross:
         top = min(cross, key=lambda d: d["rank"] or 10**6)
         blocks.append(
-            paragraph(
-                f"Widest of the {len(cross)} other cross-market index pairs today: "
-                f"{describe_divergence(top)}."
-            )
+            paragraph(f"Widest of the other cross-market pairs today: {describe_divergence(top)}.")
         )
     extreme = [describe_divergence(d) for d in configured if is_extreme(d, rules)]
     blocks.append(
         paragraph(
-            "Extreme today (|z| at least "
+            "Extreme among the configured pairs today (|z| at least "
             f"{rules['extreme_zscore']:g} or percentile at least {rules['extreme_percentile']:g}): "
             + ("; ".join(extreme) if extreme else "none")
             + "."
@@ -457,10 +458,10 @@ def risk_matrix(report: dict, rules: dict) -> Section:
     for rank, d in enumerate(candidates[: rules["risk_matrix_rows"]], start=1):
         sample, narrowed = d["similar_observations"], d["similar_narrowed"]
         if sample:
-            persisted = sample - narrowed
             evidence = (
-                f"{persisted} of {sample} past spreads at least this wide did not halve within "
-                f"5 observations ({100 - d['similar_narrowed_pct']:.1f}%)"
+                f"{narrowed} of {sample} past spreads at least this wide halved within "
+                f"{rules['narrowing_sessions']} observations ({d['similar_narrowed_pct']:.1f}%); "
+                "the others persisted"
             )
         else:
             evidence = "no past spread this wide: no estimate"
@@ -487,7 +488,8 @@ def risk_matrix(report: dict, rules: dict) -> Section:
             paragraph(
                 "Likelihoods are counted from this project's own history of each pair: every "
                 "past observation whose absolute spread was at least today's, and whether it "
-                "narrowed to half or less within the next 5 observations."
+                "narrowed to half or less within the next "
+                f"{rules['narrowing_sessions']} observations."
             ),
         ],
     )

@@ -20,6 +20,7 @@ from assets.report_sections import sections
 from assets.universe import instruments, markets
 from data_checks.gate import DateVerdict
 from data_checks.outcome import CheckOutcome
+from pipelines.settings import DBT_PROJECT_DIR
 
 RULES_PATH = Path(__file__).with_name("report_rules.yml")
 DISCLAIMER = (
@@ -38,7 +39,12 @@ CHAIN_RULES = {
 
 @cache
 def rules() -> dict[str, Any]:
-    return yaml.safe_load(RULES_PATH.read_text())
+    """The report's thresholds, plus the dbt var its risk-matrix wording quotes."""
+    dbt_vars = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    return {
+        **yaml.safe_load(RULES_PATH.read_text()),
+        "narrowing_sessions": dbt_vars["narrowing_sessions"],
+    }
 
 
 @dataclass(frozen=True)
@@ -258,8 +264,12 @@ def defi_facts(facts: ReportFacts, as_of: date) -> dict[str, Any] | None:
     day = categories["tvl_date"].iloc[0]
     protocols = facts.defi_protocols[facts.defi_protocols["tvl_date"] == day]
     movers = protocols.dropna(subset=["change_pct"])
-    movers = movers.reindex(movers["change_pct"].abs().sort_values(ascending=False).index)
-    top = categories.sort_values("tvl_usd", ascending=False).head(rules()["defi_categories"])
+    movers = movers.assign(size=movers["change_pct"].abs()).sort_values(
+        ["size", "protocol"], ascending=[False, True]
+    )
+    top = categories.sort_values(["tvl_usd", "category"], ascending=[False, True]).head(
+        rules()["defi_categories"]
+    )
     return {
         "date": _day(day),
         "categories": [
@@ -350,6 +360,7 @@ def build_report(
         "checks": check_facts(outcomes, verdict),
         "warnings": verdict.warnings,
         "left_out": left_out,
+        "rules": dict(rules()),
         "disclaimer": DISCLAIMER,
     }
     report["sections"] = sections(report, rules())

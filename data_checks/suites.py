@@ -422,6 +422,47 @@ def find_unavailable(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> l
     return findings
 
 
+# Feeds that are one series per day rather than per instrument: (replay name, fact, date column,
+# market). A day without rows in the week before a report date means the source provided none.
+DATED_FEEDS = [
+    ("cn/breadth", "marts.fct_cn_breadth", "session_date", "cn"),
+    ("defi/protocols", "marts.fct_defi_category_tvl", "tvl_date", "defi"),
+    ("defi/stablecoins", "marts.fct_stablecoin_supply", "supply_date", "defi"),
+]
+FEED_PRESENCE_DAYS = 7
+
+
+def find_missing_feeds(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
+    """A dated feed with no data for a report: shown as unavailable, like a missing instrument."""
+    findings = []
+    for feed, table, column, market in DATED_FEEDS:
+        days = {
+            row[0]
+            for row in conn.execute(
+                f"SELECT DISTINCT {column} FROM {table} WHERE {column} >= ? AND {column} < ?",
+                [window.start - timedelta(days=FEED_PRESENCE_DAYS + 1), window.end],
+            ).fetchall()
+        }
+        missing = [
+            report_date
+            for report_date in window.report_dates()
+            if not any(
+                report_date - timedelta(days=back) in days
+                for back in range(1, FEED_PRESENCE_DAYS + 1)
+            )
+        ]
+        if missing:
+            findings.append(
+                Finding(
+                    f"{feed}: no data from the source in the {FEED_PRESENCE_DAYS} days before "
+                    f"report(s) {missing[0]}..{missing[-1]}; shown as unavailable",
+                    market,
+                    report_dates=frozenset(missing),
+                )
+            )
+    return findings
+
+
 def find_breadth_mismatch(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
     frame = read(
         conn,
@@ -485,6 +526,12 @@ def all_checks() -> list[Check]:
             "marts/fct_report_snapshot",
             "every instrument of the universe is provided by its source",
             find_unavailable,
+        ),
+        Check(
+            "feeds_present",
+            "marts/fct_report_snapshot",
+            "breadth, DeFi TVL and stablecoin supply are provided for the report's week",
+            find_missing_feeds,
         ),
     ]
     for market in markets():

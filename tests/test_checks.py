@@ -35,6 +35,7 @@ CHECK_NAMES = {
     "freshness",
     "market_session",
     "unavailable_instruments",
+    "feeds_present",
     "bars_suite",
     "bars_on_calendar",
     "breadth_suite",
@@ -225,6 +226,20 @@ class World:
             SELECT session_date, advancers, decliners, unchanged,
                 advancers + decliners + unchanged AS total, turnover_cny, source
             FROM raw.cn_breadth
+            """
+        )
+        self.execute(
+            """
+            CREATE OR REPLACE TABLE marts.fct_defi_category_tvl AS
+            SELECT category, session_date AS tvl_date, sum(tvl_usd) AS tvl_usd
+            FROM raw.defi_protocol_tvl GROUP BY ALL
+            """
+        )
+        self.execute(
+            """
+            CREATE OR REPLACE TABLE marts.fct_stablecoin_supply AS
+            SELECT symbol, session_date AS supply_date, circulating_usd
+            FROM raw.stablecoin_supply
             """
         )
         self.execute(
@@ -690,6 +705,20 @@ def test_an_unavailable_instrument_is_a_warning(world: World) -> None:
         "unavailable",
     )
     assert outcome.findings[0].market == "us"
+
+
+def test_a_dated_feed_without_data_for_the_week_is_a_warning(world: World) -> None:
+    world.execute("DELETE FROM raw.stablecoin_supply")
+    world.build_marts()
+    outcome = check("feeds_present").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        WARN,
+        "defi/stablecoins: no data from the source in the 7 days before report(s) "
+        "2026-03-22..2026-03-22",
+        "unavailable",
+    )
+    assert [f.market for f in outcome.findings] == ["defi"]
 
 
 # --- marts: breadth and divergence arithmetic --------------------------------------------------
