@@ -139,11 +139,11 @@ def key_insight(report: dict, rules: dict) -> Section:
     chain = report["transmission_chain"]
     lines = []
     if chain:
-        links = {link["market"]: link for link in chain["links"]}
-        us = links.get("us", {})
+        lead = chain["links"][0]
         lines.append(
-            f"Transmission chain {chain['status'].replace('_', ' ')}: {chain['rule']} "
-            f"(US lead session {us.get('session_date')}: {SIGNAL_WORDS[us.get('signal')]})."
+            f"Transmission chain: {chain['status'].replace('_', ' ')}, {chain['rule']} "
+            f"({lead['name']} lead session {lead['session_date']}: "
+            f"{SIGNAL_WORDS[lead['signal']]})."
         )
     movers = sorted(
         (
@@ -194,7 +194,7 @@ def transmission(report: dict) -> Section:
         )
     rows = [
         [
-            f"{link['name']}{' (overnight lead)' if link['market'] == 'us' else ''}",
+            f"{link['name']}{'' if link['lead_session_date'] else ' (overnight lead)'}",
             link["session_date"] or "n/a",
             link["lead_session_date"] or "—",
             pct(link["mean_return_pct"]),
@@ -207,10 +207,10 @@ def transmission(report: dict) -> Section:
         "transmission_chain",
         "2. Global Risk Sentiment: Transmission Chain",
         [
-            table(["Market", "Session", "Paired US session", "Mean index move", "Signal"], rows),
+            table(["Market", "Session", "Paired lead session", "Mean index move", "Signal"], rows),
             paragraph(
                 f"Chain status: {chain['status'].replace('_', ' ').upper()}: {chain['rule']}. "
-                "Each Asian session is paired with the US session that closed before it opened."
+                "Each following session is paired with the lead's session that closed before it opened."
             ),
             paragraph(
                 f"Signal rule: ON when the mean index move is at least +{threshold}% and no "
@@ -513,7 +513,9 @@ def action_plan(report: dict, rules: dict) -> Section:
             )
     chain = report["transmission_chain"]
     if chain and chain["status"] in ("broken", "partial"):
-        items.append("The chain did not fully transmit: treat Asian moves as local, not US-led.")
+        items.append(
+            "The chain did not fully transmit: treat the following markets' moves as local."
+        )
     if not items:
         items.append(
             f"No configured divergence is extreme (|z| below {rules['extreme_zscore']:g}) and "

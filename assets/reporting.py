@@ -219,8 +219,11 @@ def divergence_facts(rows: pd.DataFrame, excluded: set[str]) -> list[dict[str, A
 def chain_facts(rows: pd.DataFrame, excluded: set[str]) -> dict[str, Any] | None:
     if rows.empty:
         return None
-    order = {"us": 0, "hk": 1, "cn": 2}
-    rows = rows.sort_values("market", key=lambda column: column.map(order))
+    # The lead (the link without a lead of its own) first, then the followers in display order.
+    order = {code: position for position, code in enumerate(markets())}
+    rows = rows.assign(
+        position=rows["market"].map(order) + rows["lead_session_date"].notna() * len(order)
+    ).sort_values("position")
     return {
         "status": rows["chain_status"].iloc[0],
         "rule": CHAIN_RULES.get(rows["chain_status"].iloc[0], ""),
