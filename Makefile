@@ -5,7 +5,7 @@ PYTHON ?= python3
 DEMO_DATE ?= 2026-03-22
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install manifest demo test dev lint validate clean
+.PHONY: install manifest demo test dev lint validate clean backfill bench
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ manifest: install
 demo: manifest
 	MARKET_INTEL_SOURCE=demo MARKET_INTEL_DB=$${MARKET_INTEL_DB:-data/demo.duckdb} \
 		$(BIN)/dagster asset materialize -m pipelines.definitions --select '*' --partition $(DEMO_DATE)
-	@echo "Report published: $${MARKET_INTEL_REPORTS_DIR:-reports}/$(DEMO_DATE).md (.json beside it)"
+	@echo "Report published: $${MARKET_INTEL_REPORTS_DIR:-reports}/$(DEMO_DATE).md (.html and .json beside it)"
 
 test: manifest
 	$(BIN)/pytest
@@ -41,3 +41,21 @@ lint: install
 
 clean:
 	rm -rf data reports dbt_project/target dbt_project/logs
+
+# One run over the report dates START..END inclusive, the same run as the UI's range backfill
+# (docs/operations.md). MARKET_INTEL_* settings come from the environment, e.g.
+#   MARKET_INTEL_SOURCE=replay make backfill START=2016-01-01 END=2025-12-31
+# Slots of the DuckDB pool held by a run whose process died are freed first.
+backfill: manifest
+	@if [ -z "$(START)" ] || [ -z "$(END)" ]; then \
+		echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD" >&2; exit 2; fi
+	$(BIN)/python -m pipelines.sensors release-dead-slots
+	@echo "Report dates $(START)..$(END) in one run. Dagster first records a planned event per" \
+		"asset and date: over years, the first log line takes minutes (docs/operations.md)."
+	$(BIN)/dagster asset materialize -m pipelines.definitions --select '*' \
+		--partition-range $(START)...$(END)
+
+# Benchmarks over generated replay data (docs/benchmarks.md); not part of `make test`.
+# BENCH_ARGS passes options, e.g. BENCH_ARGS="--only one-date,backfill-1y".
+bench: manifest
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -13,6 +13,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from assets.storage import DUCKDB_POOL
 from pipelines.partitions import report_dates, report_window
 from pipelines.settings import DBT_PROJECT_DIR
 
@@ -29,6 +30,7 @@ translator = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_a
     partitions_def=report_dates,
     backfill_policy=BackfillPolicy.single_run(),
     dagster_dbt_translator=translator,
+    pool=DUCKDB_POOL,
 )
 def market_intel_dbt(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
     """``dbt build`` of the selected models for the run's window of report dates."""

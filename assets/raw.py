@@ -21,7 +21,13 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from assets import calendars
-from assets.storage import RAW_TABLES, ReportWindow, ensure_raw_schema, write_window
+from assets.storage import (
+    DUCKDB_POOL,
+    RAW_TABLES,
+    ReportWindow,
+    ensure_raw_schema,
+    write_window,
+)
 from assets.universe import Market, instruments, markets
 from pipelines.partitions import report_dates, report_window
 from pipelines.resources import FeedBatch, MarketSource
@@ -46,6 +52,7 @@ def build_raw_asset(
         partitions_def=report_dates,
         backfill_policy=BackfillPolicy.single_run(),
         kinds={"duckdb", *kinds},
+        pool=DUCKDB_POOL,
         description=description,
     )
     def _raw(
@@ -138,6 +145,7 @@ stablecoin_supply = build_raw_asset(
     partitions_def=report_dates,
     backfill_policy=BackfillPolicy.single_run(),
     kinds={"duckdb", "akshare"},
+    pool=DUCKDB_POOL,
     description="Per-stock A-share daily bars for the window's own sessions, so breadth of any "
     "past session comes from SQL. Resumable: each stock is saved as it arrives.",
 )

@@ -16,6 +16,7 @@ from dagster_duckdb import DuckDBResource
 from assets.commentary import CommentarySettings, write_commentary
 from assets.report_html import render_html
 from assets.reporting import build_report, load_facts, render_markdown
+from assets.storage import DUCKDB_POOL
 from data_checks.gate import evaluate
 from pipelines.partitions import report_dates, report_window
 from pipelines.resources import ReportPublisher
@@ -40,6 +41,7 @@ FACTS = [
     partitions_def=report_dates,
     backfill_policy=BackfillPolicy.single_run(),
     kinds={"markdown", "html", "json"},
+    pool=DUCKDB_POOL,
     description="reports/<date>.md, .html and .json, written only for dates the quality gate "
     "passes (MARKET_INTEL_PARTIAL_REPORTS=true publishes them without a failing market).",
 )

@@ -12,6 +12,10 @@ from datetime import date, timedelta
 import duckdb
 import pandas as pd
 
+# DuckDB allows one writer per file: every step that opens it is in this Dagster concurrency pool,
+# whose one slot (.dagster_home/dagster.yaml) makes concurrent runs take turns.
+DUCKDB_POOL = "duckdb"
+
 FEED_COLUMNS = (
     "source VARCHAR NOT NULL, is_fallback BOOLEAN NOT NULL, fetched_at TIMESTAMP NOT NULL"
 )

@@ -15,6 +15,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from assets.storage import DUCKDB_POOL
 from data_checks.outcome import ERROR
 from data_checks.suites import Check, all_checks
 from pipelines.partitions import report_dates, report_window
@@ -26,6 +27,7 @@ def build_asset_check(check: Check) -> AssetChecksDefinition:
         name=check.name,
         blocking=check.severity == ERROR and check.asset.startswith("raw/"),
         partitions_def=report_dates,
+        pool=DUCKDB_POOL,
         description=f"{check.severity}: {check.description}",
     )
     def _check(context: AssetCheckExecutionContext, duckdb: DuckDBResource) -> AssetCheckResult:

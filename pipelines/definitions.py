@@ -10,6 +10,8 @@ from assets.report import market_intelligence_report
 from data_checks.asset_checks import gate_checks
 from pipelines.partitions import report_dates
 from pipelines.resources import MarketSource, ReportPublisher
+from pipelines.schedules import schedules
+from pipelines.sensors import sensors
 from pipelines.settings import DBT_EXECUTABLE
 
 # Everything for a window of report dates: feeds, facts, checks and the report, in one run.
@@ -24,6 +26,8 @@ defs = Definitions(
     assets=[*raw_assets, market_intel_dbt, market_intelligence_report],
     asset_checks=gate_checks,
     jobs=[market_intel_job],
+    schedules=schedules,
+    sensors=sensors,
     resources={
         "duckdb": DuckDBResource(database=EnvVar("MARKET_INTEL_DB")),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
