@@ -606,7 +606,6 @@ def test_every_rendered_number_is_in_the_json(
     assert missing_numbers(page.items, numbers) == []
 
 
-
 def test_figure_tables_hold_only_facts(
     demo_report: dict, demo_markdown: str, demo_html: str
 ) -> None:
