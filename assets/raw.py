@@ -162,9 +162,9 @@ def cn_stock_bars(
 
         def save(codes: list[str], bars: pd.DataFrame) -> None:
             write_window(conn, table, bars, window)
-            conn.executemany(
-                "INSERT INTO raw.cn_stock_fetches VALUES (?, ?, ?)",
-                [[code, window.start, window.end] for code in codes],
+            conn.execute(
+                "INSERT INTO raw.cn_stock_fetches SELECT unnest(?::VARCHAR[]), ?, ?",
+                [codes, window.start, window.end],
             )
 
         fetched = source.fetch_stock_bars(window, done, save, context.log)

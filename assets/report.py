@@ -1,6 +1,7 @@
 """The published report: one set of files per report date, written only past the quality gate."""
 
 import json
+import time
 
 from dagster import (
     AssetExecutionContext,
@@ -22,6 +23,7 @@ from pipelines.partitions import report_dates, report_window
 from pipelines.resources import ReportPublisher
 
 PROGRESS_EVERY = 250
+PATH_KEYS = {"md": "markdown_path", "html": "html_path", "json": "json_path"}
 FACTS = [
     "fct_report_snapshot",
     "fct_market_daily",
@@ -54,10 +56,12 @@ def market_intelligence_report(
         facts = load_facts(conn, window.start, window.end)
     commentary = CommentarySettings.from_env()
     blocked = gate.blocked
-    published, markdown = [], ""
     dates = window.report_dates()
-    for done, report_date in enumerate(dates, start=1):
-        if not (facts.snapshot["report_date"] == report_date).any():
+    progress = Progress(context, "reports", len(dates))
+    published = 0
+    for report_date in dates:
+        progress.step()
+        if not facts.snapshot.on(report_date):
             blocked.setdefault(report_date, []).append("no facts in marts.fct_report_snapshot")
         if report_date in blocked:
             continue
@@ -67,18 +71,22 @@ def market_intelligence_report(
             report["commentary"] = narrative
             report["sections"].insert(1, commentary_section(narrative))
         markdown = render_markdown(report)
-        published.append(
-            publisher.publish(
-                report_date,
-                {
-                    "md": markdown,
-                    "html": render_html(report),
-                    "json": json.dumps(report, indent=2, ensure_ascii=False) + "\n",
-                },
-            )
+        paths = publisher.publish(
+            report_date,
+            {
+                "md": markdown,
+                "html": render_html(report),
+                "json": json.dumps(report, indent=2, ensure_ascii=False) + "\n",
+            },
         )
-        if done % PROGRESS_EVERY == 0:
-            context.log.info("reports: %d/%d dates done", done, len(dates))
+        published += 1
+        metadata = {
+            PATH_KEYS[suffix]: MetadataValue.path(str(path)) for suffix, path in paths.items()
+        }
+        if len(dates) == 1:
+            metadata["markdown"] = MetadataValue.md(markdown)
+        context.add_asset_metadata(metadata, partition_key=report_date.isoformat())
+    progress.done(f"{published} published, {len(blocked)} blocked")
     for report_date, reasons in sorted(blocked.items()):
         context.log.error("report %s blocked:\n%s", report_date, "\n".join(reasons))
     if blocked:
@@ -90,16 +98,38 @@ def market_intelligence_report(
             ),
             metadata={"blocked": MetadataValue.json({str(k): v for k, v in blocked.items()})},
         )
-    last = published[-1]
-    return MaterializeResult(
-        metadata={
-            "reports_written": len(published),
-            "markdown": MetadataValue.md(markdown),
-            "markdown_path": MetadataValue.path(str(last["md"])),
-            "html_path": MetadataValue.path(str(last["html"])),
-            "json_path": MetadataValue.path(str(last["json"])),
-        }
-    )
+    return MaterializeResult(metadata={"reports_written": published})
+
+
+class Progress:
+    """Logs a long step's progress: dates done of the total, rate and time left."""
+
+    def __init__(self, context: AssetExecutionContext, what: str, total: int) -> None:
+        self.context, self.what, self.total = context, what, total
+        self.count, self.started = 0, time.monotonic()
+
+    def step(self) -> None:
+        self.count += 1
+        if self.count % PROGRESS_EVERY == 0 and self.count < self.total:
+            rate = self.count / max(time.monotonic() - self.started, 1e-9)
+            self.context.log.info(
+                "%s: %d/%d dates done, %.1f dates/s, about %.0f s left",
+                self.what,
+                self.count,
+                self.total,
+                rate,
+                (self.total - self.count) / rate,
+            )
+
+    def done(self, outcome: str) -> None:
+        self.context.log.info(
+            "%s: %d/%d dates in %.1f s: %s",
+            self.what,
+            self.count,
+            self.total,
+            time.monotonic() - self.started,
+            outcome,
+        )
 
 
 def commentary_section(narrative: dict) -> dict:

@@ -6,6 +6,7 @@ sentences follow the rules of docs/report.md with thresholds from ``report_rules
 other format is rendered from that JSON alone, so each figure a reader sees is in the JSON.
 """
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
@@ -47,25 +48,48 @@ def rules() -> dict[str, Any]:
     }
 
 
+Row = dict[str, Any]
+
+
+class DatedRows:
+    """A fact table's rows as plain records grouped by a date column, so that building one
+    report date costs the same in a ten-year window as in a one-day window."""
+
+    def __init__(self, frame: pd.DataFrame, column: str) -> None:
+        self.by_date: dict[date, list[Row]] = {}
+        for record in frame.to_dict("records"):
+            if not _missing(record[column]):
+                self.by_date.setdefault(record[column], []).append(record)
+        self.dates = sorted(self.by_date)
+
+    def on(self, day: date | None) -> list[Row]:
+        return self.by_date.get(day, [])
+
+    def latest_on_or_before(self, day: date) -> list[Row]:
+        """The rows of the latest date on or before ``day`` (a dated feed's as-of)."""
+        position = bisect_right(self.dates, day)
+        return self.by_date[self.dates[position - 1]] if position else []
+
+
 @dataclass(frozen=True)
 class ReportFacts:
-    """The marts a window of reports reads, loaded once."""
+    """The marts a window of reports reads, loaded once and grouped by date."""
 
-    snapshot: pd.DataFrame
-    divergences: pd.DataFrame
-    chain: pd.DataFrame
-    breadth: pd.DataFrame
-    defi_categories: pd.DataFrame
-    defi_protocols: pd.DataFrame
-    stablecoins: pd.DataFrame
+    snapshot: DatedRows
+    divergences: DatedRows
+    chain: DatedRows
+    breadth: DatedRows
+    defi_categories: DatedRows
+    defi_protocols: DatedRows
+    stablecoins: DatedRows
 
 
-def _frame(conn: duckdb.DuckDBPyConnection, sql: str, params: list) -> pd.DataFrame:
+def _dated(conn: duckdb.DuckDBPyConnection, sql: str, params: list, by: str) -> DatedRows:
     frame = conn.execute(sql, params).df()
     for column in frame.columns:
         if column.endswith(("_date", "_on")) and column != "as_of_date":
             frame[column] = pd.to_datetime(frame[column]).dt.date
-    return frame
+    return DatedRows(frame, by)
 
 
 def load_facts(conn: duckdb.DuckDBPyConnection, start: date, end: date) -> ReportFacts:
@@ -73,12 +97,13 @@ def load_facts(conn: duckdb.DuckDBPyConnection, start: date, end: date) -> Repor
     window = [start, end]
     margin = [start - timedelta(days=45), end]
     return ReportFacts(
-        snapshot=_frame(
+        snapshot=_dated(
             conn,
             "SELECT * FROM marts.fct_report_snapshot WHERE report_date >= ? AND report_date < ?",
             window,
+            "report_date",
         ),
-        divergences=_frame(
+        divergences=_dated(
             conn,
             """
             SELECT divergence.*,
@@ -92,66 +117,79 @@ def load_facts(conn: duckdb.DuckDBPyConnection, start: date, end: date) -> Repor
             WHERE report_date >= ? AND report_date < ?
             """,
             window,
+            "report_date",
         ),
-        chain=_frame(
+        chain=_dated(
             conn,
             "SELECT * FROM marts.fct_transmission_chain WHERE report_date >= ? AND report_date < ?",
             window,
+            "report_date",
         ),
-        breadth=_frame(
+        breadth=_dated(
             conn,
             "SELECT * FROM marts.fct_cn_breadth WHERE session_date >= ? AND session_date < ?",
             margin,
+            "session_date",
         ),
-        defi_categories=_frame(
+        defi_categories=_dated(
             conn,
             "SELECT * FROM marts.fct_defi_category_tvl WHERE tvl_date >= ? AND tvl_date < ?",
             margin,
+            "tvl_date",
         ),
-        defi_protocols=_frame(
+        defi_protocols=_dated(
             conn,
             "SELECT * FROM marts.fct_defi_protocol_tvl WHERE tvl_date >= ? AND tvl_date < ?",
             margin,
+            "tvl_date",
         ),
-        stablecoins=_frame(
+        stablecoins=_dated(
             conn,
             "SELECT * FROM marts.fct_stablecoin_supply WHERE supply_date >= ? AND supply_date < ?",
             margin,
+            "supply_date",
         ),
     )
 
 
+def _missing(value: Any) -> bool:
+    return value is None or bool(pd.isna(value))
+
+
 def _number(value: Any, digits: int = 2) -> float | None:
-    return None if value is None or pd.isna(value) else round(float(value), digits)
+    return None if _missing(value) else round(float(value), digits)
 
 
 def _count(value: Any) -> int | None:
-    return None if value is None or pd.isna(value) else int(value)
+    return None if _missing(value) else int(value)
 
 
 def _day(value: Any) -> str | None:
-    return None if value is None or pd.isna(value) else pd.Timestamp(value).date().isoformat()
+    return None if _missing(value) else pd.Timestamp(value).date().isoformat()
 
 
-def _latest_on_or_before(frame: pd.DataFrame, column: str, day: date) -> pd.DataFrame:
-    """The rows of the latest ``column`` value on or before ``day`` (a dated feed's as-of)."""
-    eligible = frame[frame[column] <= day]
-    if eligible.empty:
-        return eligible
-    return eligible[eligible[column] == eligible[column].max()]
+def _order(value: Any, descending: bool = False) -> float:
+    """Sort key of a number, missing values last either way."""
+    if _missing(value):
+        return float("inf")
+    return -float(value) if descending else float(value)
+
+
+def _market(instrument_id: str) -> str:
+    return instrument_id.split("/")[0]
 
 
 # The facts of one report date, as the JSON contract names them.
 
 
-def market_facts(rows: pd.DataFrame, left_out: dict[str, list[str]]) -> list[dict[str, Any]]:
-    by_id = rows.set_index("instrument_id")
+def market_facts(rows: list[Row], left_out: dict[str, list[str]]) -> list[dict[str, Any]]:
+    by_id = {row["instrument_id"]: row for row in rows}
     result = []
     for code, market in markets().items():
-        ids = [i.instrument_id for i in instruments(code) if i.instrument_id in by_id.index]
+        ids = [i.instrument_id for i in instruments(code) if i.instrument_id in by_id]
         if not ids:
             continue
-        first = by_id.loc[ids[0]]
+        first = by_id[ids[0]]
         entry = {
             "market": code,
             "name": market.name,
@@ -161,19 +199,19 @@ def market_facts(rows: pd.DataFrame, left_out: dict[str, list[str]]) -> list[dic
             "instruments": [
                 {
                     "id": instrument_id,
-                    "name": by_id.at[instrument_id, "name"],
-                    "short_name": by_id.at[instrument_id, "short_name"],
-                    "close": _number(by_id.at[instrument_id, "close"]),
-                    "return_pct": _number(by_id.at[instrument_id, "return_pct"]),
-                    "session_date": _day(by_id.at[instrument_id, "session_date"]),
-                    "expected_session_date": _day(by_id.at[instrument_id, "expected_session_date"]),
-                    "status": by_id.at[instrument_id, "status"],
-                    "source": by_id.at[instrument_id, "source"],
-                    "is_fallback": bool(by_id.at[instrument_id, "is_fallback"])
-                    if not pd.isna(by_id.at[instrument_id, "is_fallback"])
-                    else None,
+                    "name": row["name"],
+                    "short_name": row["short_name"],
+                    "close": _number(row["close"]),
+                    "return_pct": _number(row["return_pct"]),
+                    "session_date": _day(row["session_date"]),
+                    "expected_session_date": _day(row["expected_session_date"]),
+                    "status": row["status"],
+                    "source": row["source"],
+                    "is_fallback": None
+                    if _missing(row["is_fallback"])
+                    else bool(row["is_fallback"]),
                 }
-                for instrument_id in ids
+                for instrument_id, row in ((i, by_id[i]) for i in ids)
             ],
         }
         if code in left_out:
@@ -182,71 +220,82 @@ def market_facts(rows: pd.DataFrame, left_out: dict[str, list[str]]) -> list[dic
     return result
 
 
-def divergence_facts(rows: pd.DataFrame, excluded: set[str]) -> list[dict[str, Any]]:
-    rows = rows[~rows["left_id"].str.split("/").str[0].isin(excluded)]
-    rows = rows[~rows["right_id"].str.split("/").str[0].isin(excluded)]
-    rows = rows.sort_values(["configured", "spread_rank"], ascending=[False, True])
+def divergence_facts(rows: list[Row], excluded: set[str]) -> list[dict[str, Any]]:
+    shown = [
+        row
+        for row in rows
+        if _market(row["left_id"]) not in excluded
+        and _market(row["right_id"]) not in excluded
+        and not _missing(row["spread_bps"])
+    ]
+    shown.sort(key=lambda row: (not row["configured"], _order(row["spread_rank"])))
     return [
         {
-            "left": row.left_id,
-            "right": row.right_id,
-            "label": row.label,
-            "left_name": row.left_name,
-            "right_name": row.right_name,
-            "left_return_pct": _number(row.left_return_pct),
-            "right_return_pct": _number(row.right_return_pct),
-            "left_session_date": _day(row.left_session_date),
-            "right_session_date": _day(row.right_session_date),
-            "spread_bps": _number(row.spread_bps, 1),
-            "zscore": _number(row.zscore),
-            "percentile": _number(row.percentile, 1),
-            "correlation_60d": _number(row.correlation_60d),
-            "observations": _count(row.history_observations),
-            "band_low_bps": _number(row.band_low_bps, 1),
-            "band_high_bps": _number(row.band_high_bps, 1),
-            "configured": bool(row.configured),
-            "rank": _count(row.spread_rank),
-            "zscore_rank": _count(row.zscore_rank),
-            "similar_observations": _count(row.similar_observations),
-            "similar_narrowed": _count(row.similar_narrowed),
-            "similar_narrowed_pct": _number(row.similar_narrowed_pct, 1),
+            "left": row["left_id"],
+            "right": row["right_id"],
+            "label": row["label"],
+            "left_name": row["left_name"],
+            "right_name": row["right_name"],
+            "left_return_pct": _number(row["left_return_pct"]),
+            "right_return_pct": _number(row["right_return_pct"]),
+            "left_session_date": _day(row["left_session_date"]),
+            "right_session_date": _day(row["right_session_date"]),
+            "spread_bps": _number(row["spread_bps"], 1),
+            "zscore": _number(row["zscore"]),
+            "percentile": _number(row["percentile"], 1),
+            "correlation_60d": _number(row["correlation_60d"]),
+            "observations": _count(row["history_observations"]),
+            "band_low_bps": _number(row["band_low_bps"], 1),
+            "band_high_bps": _number(row["band_high_bps"], 1),
+            "configured": bool(row["configured"]),
+            "rank": _count(row["spread_rank"]),
+            "zscore_rank": _count(row["zscore_rank"]),
+            "similar_observations": _count(row["similar_observations"]),
+            "similar_narrowed": _count(row["similar_narrowed"]),
+            "similar_narrowed_pct": _number(row["similar_narrowed_pct"], 1),
         }
-        for row in rows.itertuples()
-        if not pd.isna(row.spread_bps)
+        for row in shown
     ]
 
 
-def chain_facts(rows: pd.DataFrame, excluded: set[str]) -> dict[str, Any] | None:
-    if rows.empty:
+def chain_facts(rows: list[Row], excluded: set[str]) -> dict[str, Any] | None:
+    if not rows:
         return None
     # The lead (the link without a lead of its own) first, then the followers in display order.
     order = {code: position for position, code in enumerate(markets())}
-    rows = rows.assign(
-        position=rows["market"].map(order) + rows["lead_session_date"].notna() * len(order)
-    ).sort_values("position")
+    rows = sorted(
+        rows,
+        key=lambda row: (
+            order[row["market"]] + (0 if _missing(row["lead_session_date"]) else len(order))
+        ),
+    )
+    thresholds = [row["signal_threshold_pct"] for row in rows]
+    thresholds = [value for value in thresholds if not _missing(value)]
     return {
-        "status": rows["chain_status"].iloc[0],
-        "rule": CHAIN_RULES.get(rows["chain_status"].iloc[0], ""),
-        "signal_threshold_pct": _number(rows["signal_threshold_pct"].dropna().max()),
+        "status": rows[0]["chain_status"],
+        "rule": CHAIN_RULES.get(rows[0]["chain_status"], ""),
+        "signal_threshold_pct": _number(max(thresholds)) if thresholds else None,
         "links": [
             {
-                "market": row.market,
-                "name": markets()[row.market].name,
-                "session_date": _day(row.session_date),
-                "lead_session_date": _day(row.lead_session_date),
-                "signal": None if row.market in excluded else row.signal,
-                "mean_return_pct": None if row.market in excluded else _number(row.mean_return_pct),
+                "market": row["market"],
+                "name": markets()[row["market"]].name,
+                "session_date": _day(row["session_date"]),
+                "lead_session_date": _day(row["lead_session_date"]),
+                "signal": None if row["market"] in excluded else row["signal"],
+                "mean_return_pct": None
+                if row["market"] in excluded
+                else _number(row["mean_return_pct"]),
             }
-            for row in rows.itertuples()
+            for row in rows
         ],
     }
 
 
-def breadth_facts(breadth: pd.DataFrame, session: date | None) -> dict[str, Any] | None:
-    rows = breadth[breadth["session_date"] == session] if session else breadth.iloc[:0]
-    if rows.empty:
+def breadth_facts(breadth: DatedRows, session: date | None) -> dict[str, Any] | None:
+    rows = breadth.on(session)
+    if not rows:
         return None
-    row = rows.iloc[0]
+    row = rows[0]
     return {
         "session_date": _day(row["session_date"]),
         "advancers": _count(row["advancers"]),
@@ -261,59 +310,59 @@ def breadth_facts(breadth: pd.DataFrame, session: date | None) -> dict[str, Any]
 
 
 def defi_facts(facts: ReportFacts, as_of: date) -> dict[str, Any] | None:
-    categories = _latest_on_or_before(facts.defi_categories, "tvl_date", as_of)
-    if categories.empty:
+    categories = facts.defi_categories.latest_on_or_before(as_of)
+    if not categories:
         return None
-    day = categories["tvl_date"].iloc[0]
-    protocols = facts.defi_protocols[facts.defi_protocols["tvl_date"] == day]
-    movers = protocols.dropna(subset=["change_pct"])
-    movers = movers.assign(size=movers["change_pct"].abs()).sort_values(
-        ["size", "protocol"], ascending=[False, True]
-    )
-    top = categories.sort_values(["tvl_usd", "category"], ascending=[False, True]).head(
-        rules()["defi_categories"]
+    day = categories[0]["tvl_date"]
+    movers = [row for row in facts.defi_protocols.on(day) if not _missing(row["change_pct"])]
+    movers.sort(key=lambda row: (-abs(row["change_pct"]), row["protocol"]))
+    top = sorted(
+        categories, key=lambda row: (_order(row["tvl_usd"], descending=True), row["category"])
     )
     return {
         "date": _day(day),
         "categories": [
             {
-                "category": row.category,
-                "tvl_usd": _number(row.tvl_usd, 0),
-                "change_pct": _number(row.change_pct),
+                "category": row["category"],
+                "tvl_usd": _number(row["tvl_usd"], 0),
+                "change_pct": _number(row["change_pct"]),
             }
-            for row in top.itertuples()
+            for row in top[: rules()["defi_categories"]]
         ],
         "movers": [
             {
-                "protocol": row.protocol,
-                "category": row.category,
-                "tvl_usd": _number(row.tvl_usd, 0),
-                "change_pct": _number(row.change_pct),
+                "protocol": row["protocol"],
+                "category": row["category"],
+                "tvl_usd": _number(row["tvl_usd"], 0),
+                "change_pct": _number(row["change_pct"]),
             }
-            for row in movers.head(rules()["defi_movers"]).itertuples()
+            for row in movers[: rules()["defi_movers"]]
         ],
     }
 
 
-def stablecoin_facts(stablecoins: pd.DataFrame, as_of: date) -> dict[str, Any] | None:
-    rows = _latest_on_or_before(stablecoins, "supply_date", as_of)
-    if rows.empty:
+def stablecoin_facts(stablecoins: DatedRows, as_of: date) -> dict[str, Any] | None:
+    rows = stablecoins.latest_on_or_before(as_of)
+    if not rows:
         return None
-    net = rows[rows["symbol"] == "NET"]
-    coins = rows[rows["symbol"] != "NET"].sort_values("circulating_usd", ascending=False)
+    net = next((row for row in rows if row["symbol"] == "NET"), None)
+    coins = sorted(
+        (row for row in rows if row["symbol"] != "NET"),
+        key=lambda row: _order(row["circulating_usd"], descending=True),
+    )
     return {
-        "date": _day(rows["supply_date"].iloc[0]),
+        "date": _day(rows[0]["supply_date"]),
         "coins": [
             {
-                "symbol": row.symbol,
-                "circulating_usd": _number(row.circulating_usd, 0),
-                "change_usd": _number(row.change_usd, 0),
-                "change_pct": _number(row.change_pct, 3),
+                "symbol": row["symbol"],
+                "circulating_usd": _number(row["circulating_usd"], 0),
+                "change_usd": _number(row["change_usd"], 0),
+                "change_pct": _number(row["change_pct"], 3),
             }
-            for row in coins.itertuples()
+            for row in coins
         ],
-        "net_change_usd": _number(net["change_usd"].iloc[0], 0) if not net.empty else None,
-        "net_change_pct": _number(net["change_pct"].iloc[0], 3) if not net.empty else None,
+        "net_change_usd": _number(net["change_usd"], 0) if net else None,
+        "net_change_pct": _number(net["change_pct"], 3) if net else None,
     }
 
 
@@ -343,7 +392,7 @@ def build_report(
     as_of = report_date - timedelta(days=1)
     left_out = dict(verdict.left_out)
     excluded = set(left_out)
-    snapshot = facts.snapshot[facts.snapshot["report_date"] == report_date]
+    snapshot = facts.snapshot.on(report_date)
     report_markets = market_facts(snapshot, left_out)
     cn = next((m for m in report_markets if m["market"] == "cn"), None)
     cn_session = date.fromisoformat(cn["session_date"]) if cn and cn["session_date"] else None
@@ -351,12 +400,8 @@ def build_report(
         "report_date": report_date.isoformat(),
         "as_of_date": as_of.isoformat(),
         "markets": report_markets,
-        "divergences": divergence_facts(
-            facts.divergences[facts.divergences["report_date"] == report_date], excluded
-        ),
-        "transmission_chain": chain_facts(
-            facts.chain[facts.chain["report_date"] == report_date], excluded
-        ),
+        "divergences": divergence_facts(facts.divergences.on(report_date), excluded),
+        "transmission_chain": chain_facts(facts.chain.on(report_date), excluded),
         "breadth": None if "cn" in excluded else breadth_facts(facts.breadth, cn_session),
         "defi": None if "defi" in excluded else defi_facts(facts, as_of),
         "stablecoins": None if "defi" in excluded else stablecoin_facts(facts.stablecoins, as_of),

@@ -1,7 +1,6 @@
 """The one ``Definitions`` of market-intel: every asset, check, resource and job, assembled here."""
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, in_process_executor
-from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
 from assets.dbt import dbt_project, market_intel_dbt
@@ -9,7 +8,7 @@ from assets.raw import raw_assets
 from assets.report import market_intelligence_report
 from data_checks.asset_checks import gate_checks
 from pipelines.partitions import report_dates
-from pipelines.resources import MarketSource, ReportPublisher
+from pipelines.resources import DbtCoreResource, MarketSource, ReportPublisher
 from pipelines.schedules import schedules
 from pipelines.sensors import sensors
 from pipelines.settings import DBT_EXECUTABLE
@@ -30,7 +29,7 @@ defs = Definitions(
     sensors=sensors,
     resources={
         "duckdb": DuckDBResource(database=EnvVar("MARKET_INTEL_DB")),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "dbt": DbtCoreResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "source": MarketSource(
             mode=EnvVar("MARKET_INTEL_SOURCE"),
             replay_dir=EnvVar("MARKET_INTEL_REPLAY_DIR"),

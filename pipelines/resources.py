@@ -1,13 +1,17 @@
 """Dagster resources, each configured from the environment (``EnvVar``) in ``definitions.py``."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 from dagster import ConfigurableResource, get_dagster_logger
+from dagster_dbt import DbtCliResource
+from packaging.version import Version
 from pydantic import Field
 
 from assets import calendars
@@ -288,3 +292,21 @@ class ReportPublisher(ConfigurableResource):
             partial.replace(path)
             paths[suffix] = path
         return paths
+
+
+class DbtCoreResource(DbtCliResource):
+    """dagster-dbt's dbt CLI resource, without two costs this project does not need.
+
+    At every dbt step dagster-dbt runs ``dbt --version`` in a subprocess, to tell dbt-core from
+    the Fusion engine, and loads the dbt project in-process for an adapter, used only to fetch
+    row counts and column metadata: 2.4 s and 1 s of a 20 s daily run here.
+    ``settings.DBT_EXECUTABLE`` is this environment's dbt-core, so its version is the installed
+    package's; and the dbt assets attach no row counts or column metadata (``assets/dbt.py``).
+    """
+
+    @cached_property
+    def _cli_version(self) -> Version:
+        return Version(metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        return None

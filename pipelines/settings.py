@@ -14,8 +14,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DEMO_DATA_DIR = PROJECT_ROOT / "sample_data" / "demo"
 SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
-# dbt installed beside this Python (the venv) is found even when the venv is not activated.
-DBT_EXECUTABLE = shutil.which("dbt") or str(Path(sys.executable).with_name("dbt"))
+# The dbt of this environment's dbt-core (the venv's, even when the venv is not activated), not
+# another dbt that happens to be first on PATH.
+_VENV_DBT = Path(sys.executable).with_name("dbt")
+DBT_EXECUTABLE = str(_VENV_DBT) if _VENV_DBT.exists() else shutil.which("dbt") or "dbt"
 
 DEFAULTS = {
     "MARKET_INTEL_DB": "data/market_intel.duckdb",

@@ -24,14 +24,24 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
+    PartitionKeyRange,
     build_schedule_context,
 )
+from dagster._core.definitions.automation_tick_evaluation_context import (
+    build_run_requests_with_backfill_policies,
+)
+from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.definitions.partitions.context import partition_loading_context
 from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from assets.storage import RAW_TABLES
 from pipelines import schedules, sensors
 from pipelines.partitions import report_dates
+from pipelines.resources import DbtCoreResource
 from pipelines.schedules import (
     JOB_NAME,
     SCHEDULE_TRIGGER,
@@ -48,7 +58,7 @@ from pipelines.sensors import (
     release_dead_run_slots,
     retry_requests,
 )
-from pipelines.settings import PROJECT_ROOT
+from pipelines.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, PROJECT_ROOT
 
 NEW_YORK = ZoneInfo("America/New_York")
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -132,9 +142,47 @@ def test_definitions_wire_the_schedule_the_sensors_and_the_pool() -> None:
     assert not outside, f"steps outside the {DUCKDB_POOL!r} pool (they would race for the file)"
 
 
-def test_instance_config_gives_the_pool_one_slot(tmp_path: Path) -> None:
+def test_a_range_backfill_from_the_ui_is_one_run_like_make_backfill() -> None:
+    """The UI's backfill of a range: the daemon turns it into runs by backfill policy. Every
+    asset is single-run, so ten years are one run with the range tags ``make backfill`` sets."""
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = report_dates.get_partition_keys_in_range(PartitionKeyRange("2016-01-01", "2025-12-31"))
+    assert len(keys) == 3653
+    assets = graph.materializable_asset_keys
+    requested = [AssetKeyPartitionKey(asset, key) for asset in assets for key in keys]
+    with DagsterInstance.ephemeral() as instance:
+        (request,) = build_run_requests_with_backfill_policies(requested, graph, instance)
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2016-01-01"
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2025-12-31"
+    assert set(request.asset_selection) == set(assets)
+    assert set(request.asset_check_keys) == set(graph.asset_check_keys)
+
+
+def test_the_dbt_resource_reports_the_dbt_it_runs() -> None:
+    """``DbtCoreResource`` answers dagster-dbt's version question without running ``dbt
+    --version``: the executable is this environment's, so the answer is its dbt-core's."""
+    from dbt.version import get_installed_version
+
+    resource = DbtCoreResource(project_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE)
+    assert Path(DBT_EXECUTABLE) == Path(sys.executable).with_name("dbt")
+    assert str(resource._cli_version) == get_installed_version().to_version_string(
+        skip_matcher=True
+    )
+    assert resource._cli_version.major < 2  # dbt-core, not the Fusion engine
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``DAGSTER_HOME`` with the project's instance config, as the CLI and the UI see it."""
     shutil.copy(INSTANCE_YAML, tmp_path / "dagster.yaml")
-    with DagsterInstance.from_config(str(tmp_path)) as instance:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_instance_config_gives_the_pool_one_slot(dagster_home: Path) -> None:
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
         pools = instance.get_concurrency_config().pool_config
         assert pools.default_pool_limit == 1
         assert pools.pool_granularity.value == "op"
@@ -188,9 +236,8 @@ def test_late_data_retry_reruns_a_failed_scheduled_date(monkeypatch: pytest.Monk
         assert list(retry_requests(instance, time.time() + 1)) == []
 
 
-def test_finished_runs_give_back_their_pool_slots(tmp_path: Path) -> None:
-    shutil.copy(INSTANCE_YAML, tmp_path / "dagster.yaml")
-    with DagsterInstance.from_config(str(tmp_path)) as instance:
+def test_finished_runs_give_back_their_pool_slots(dagster_home: Path) -> None:
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
         storage = instance.event_log_storage
         storage.initialize_concurrency_limit_to_default(DUCKDB_POOL)
         failed = instance.add_run(DagsterRun(job_name=JOB_NAME))
@@ -208,11 +255,9 @@ def test_finished_runs_give_back_their_pool_slots(tmp_path: Path) -> None:
 class Deployment:
     """A DuckDB file, a reports folder and a Dagster instance shared by CLI runs in subprocesses."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, home: Path):
         self.root = root
-        self.home = root / "dagster_home"
-        self.home.mkdir()
-        shutil.copy(INSTANCE_YAML, self.home / "dagster.yaml")
+        self.home = home
         self.db = root / "market_intel.duckdb"
         self.reports = root / "reports"
         self.env = {
@@ -293,8 +338,10 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    deployment = Deployment(tmp_path)
+def deployment(
+    tmp_path_factory: pytest.TempPathFactory, dagster_home: Path
+) -> Iterator[Deployment]:
+    deployment = Deployment(tmp_path_factory.mktemp("deployment"), dagster_home)
     yield deployment
     deployment.stop_all()
 

@@ -2,6 +2,7 @@
 
 import json
 
+import duckdb
 import pytest
 
 from assets.storage import RAW_TABLES
@@ -122,6 +123,23 @@ def test_one_run_over_a_week(pipeline: Pipeline) -> None:
     wednesday = json.loads((pipeline.reports / "2026-03-18.json").read_text())
     us = next(m for m in wednesday["markets"] if m["market"] == "us")
     assert (us["status"], us["session_date"]) == ("open", "2026-03-17")
+
+
+def test_a_daily_run_rebuilds_only_its_own_date(pipeline: Pipeline) -> None:
+    """dbt builds the run's window: a run of one date rewrites that date's facts and leaves the
+    rows of every other date exactly as they were."""
+    assert pipeline.run("2026-03-20", "2026-03-22").success
+    with duckdb.connect(str(pipeline.db)) as conn:
+        conn.execute("UPDATE marts.fct_report_snapshot SET close = -1 WHERE close IS NOT NULL")
+    assert pipeline.run("2026-03-22").success
+    marked = dict(
+        pipeline.query(
+            "SELECT report_date::VARCHAR, count(*) FILTER (WHERE close = -1) "
+            "FROM marts.fct_report_snapshot GROUP BY 1"
+        )
+    )
+    assert marked["2026-03-20"] > 0 and marked["2026-03-21"] > 0  # other dates untouched
+    assert marked["2026-03-22"] == 0  # its own date rebuilt
 
 
 @pytest.mark.parametrize("bad_close", ["-5.0", ""], ids=["negative", "missing"])

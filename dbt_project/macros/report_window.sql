@@ -1,7 +1,13 @@
-{#- The run's window of report dates [min_date, max_date), and the sessions it owns:
-    the report for R covers sessions up to R-1, so sessions [min_date - 1, max_date - 1). -#}
-{% macro min_report_date() -%} date '{{ var("min_date") }}' {%- endmacro %}
-{% macro max_report_date() -%} date '{{ var("max_date") }}' {%- endmacro %}
+{#- The run's window of report dates [start, end), and the sessions it owns: the report for R
+    covers sessions up to R-1, so sessions [start - 1, end - 1). The dbt step sets the window in
+    the environment (assets/dbt.py), not as vars: new vars make dbt re-parse the whole project.
+    Without it, a plain `dbt build` builds every date. -#}
+{% macro min_report_date() -%}
+    date '{{ env_var("MARKET_INTEL_WINDOW_START", "2015-01-01") }}'
+{%- endmacro %}
+{% macro max_report_date() -%}
+    date '{{ env_var("MARKET_INTEL_WINDOW_END", "2100-01-01") }}'
+{%- endmacro %}
 
 {% macro in_owned_sessions(column) -%}
     ({{ column }} >= {{ min_report_date() }} - 1 and {{ column }} < {{ max_report_date() }} - 1)
