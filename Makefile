@@ -4,6 +4,9 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 DEMO_DATE ?= 2026-03-22
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The venv's dbt, dagster and python first, activated or not: dagster-dbt runs `dbt` from PATH
+# when `dagster dev` prepares the dbt project.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install manifest demo test dev lint validate clean backfill bench
 

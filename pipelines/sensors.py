@@ -51,6 +51,10 @@ RETRY_AFTER = timedelta(hours=2)
 MAX_ATTEMPTS = 4
 # Report dates whose scheduled run started this recently are watched.
 WATCH_DAYS = 2
+# A run's process starts seconds before its run does; a process that got the pid of a dead run
+# starts after that run died. Start times come from the boot time in /proc/stat, which a clock
+# adjusted since boot makes inexact: a generous margin, since calling a live run dead kills it.
+PID_CLOCK_SLACK_SECONDS = 60.0
 _AUTOMATIC = (SCHEDULE_TRIGGER, RETRY_TRIGGER)
 
 
@@ -133,36 +137,48 @@ def market_intel_late_data_retry(context: SensorEvaluationContext):
     return requests
 
 
-def process_alive(pid: int) -> bool:
-    """True while ``pid`` is a live (not zombie) Dagster process on this host."""
+def process_alive(pid: int, run_started: float) -> bool:
+    """True while the process ``pid``, which started a run at ``run_started`` (a timestamp), is
+    alive on this host: not a zombie, and not a later process that was given the same pid.
+
+    The command line says nothing: a run launched from the UI or a schedule runs in a
+    ``multiprocessing`` child of the code server, whose command line does not name Dagster.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    proc = Path(f"/proc/{pid}")
-    if not proc.exists():
-        return True
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        return True  # no procfs (macOS): the pid exists, which is all we can tell
     try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        command = (proc / "cmdline").read_bytes()
-    except OSError:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration):
         return False
-    # A zombie is dead; a live process that does not run Dagster is a reused pid.
-    return state != "Z" and b"dagster" in command
+    # After the command name: field 3 is the state, field 22 the start time in clock ticks.
+    state, start_ticks = fields[0], int(fields[19])
+    process_started = boot + start_ticks / os.sysconf("SC_CLK_TCK")
+    return state != "Z" and process_started <= run_started + PID_CLOCK_SLACK_SECONDS
 
 
-def run_pid(instance: DagsterInstance, run_id: str) -> int | None:
-    """The pid of the process that executes the run (in-process executor: the run worker)."""
+def run_process(instance: DagsterInstance, run_id: str) -> tuple[int, float] | None:
+    """The pid of the process that executes the run (in-process executor: the run worker), and
+    when the run started."""
     starts = instance.all_logs(run_id, of_type=DagsterEventType.RUN_START)
     if not starts or starts[-1].dagster_event is None:
         return None
-    return starts[-1].dagster_event.pid
+    return starts[-1].dagster_event.pid, starts[-1].timestamp
 
 
 def release_dead_run_slots(
-    instance: DagsterInstance, alive: Callable[[int], bool] = process_alive
+    instance: DagsterInstance, alive: Callable[[int, float], bool] = process_alive
 ) -> list[str]:
     """Free the ``duckdb`` pool slots of runs that can no longer use them; returns their run ids.
 
@@ -184,9 +200,10 @@ def release_dead_run_slots(
         if run is not None and not run.is_finished:
             if run.status != DagsterRunStatus.STARTED:
                 continue
-            pid = run_pid(instance, run_id)
-            if pid is None or alive(pid):
+            process = run_process(instance, run_id)
+            if process is None or alive(*process):
                 continue
+            pid = process[0]
             instance.report_run_failed(
                 run,
                 message=f"The run's process ({pid}) is gone: marked failed and its "

@@ -24,15 +24,23 @@ def reference_data() -> Path:
     return REFERENCE_DATA
 
 
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any socket connection in a test is a bug: fail loudly instead of reaching out."""
+    """A connection beyond this machine in a test is a bug: fail loudly instead of reaching out.
+    Local sockets (a Dagster webserver the test started) are fine."""
     import socket
 
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("a test tried to open a network connection")
+    connect = socket.socket.connect
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+    def local_only(sock: socket.socket, address: object) -> None:
+        if isinstance(address, tuple) and address[0] not in LOOPBACK:
+            raise RuntimeError(f"a test tried to open a network connection to {address}")
+        connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", local_only)
 
 
 class Pipeline:

@@ -7,6 +7,7 @@ instance configured by the project's ``.dagster_home/dagster.yaml``.
 
 import itertools
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -247,6 +248,25 @@ def test_finished_runs_give_back_their_pool_slots(dagster_home: Path) -> None:
         assert not storage.claim_concurrency_slot(DUCKDB_POOL, waiting.run_id, "x").is_claimed
         assert release_dead_run_slots(instance) == [failed.run_id]
         assert storage.get_concurrency_info(DUCKDB_POOL).claimed_slots == []
+
+
+def test_a_run_process_is_alive_whatever_its_command_line() -> None:
+    """A run launched from the UI runs in a ``multiprocessing`` child of the code server, whose
+    command line does not name Dagster: it is alive. A pid whose process started after the run
+    (a dead run's pid given to a new process) is not, nor a pid that is gone."""
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(target=time.sleep, args=(60,))
+    child.start()
+    try:
+        time.sleep(0.5)
+        assert b"dagster" not in Path(f"/proc/{child.pid}/cmdline").read_bytes()
+        assert sensors.process_alive(child.pid, run_started=time.time())
+        reused = time.time() - 10 * sensors.PID_CLOCK_SLACK_SECONDS
+        assert not sensors.process_alive(child.pid, run_started=reused)
+    finally:
+        child.kill()
+        child.join()
+    assert not sensors.process_alive(child.pid, run_started=time.time())
 
 
 # --- one writer: real CLI runs against one DuckDB file ----------------------------------------
