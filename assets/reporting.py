@@ -198,7 +198,7 @@ def market_facts(rows: list[Row], left_out: dict[str, list[str]]) -> list[dict[s
             "expected_session_date": _day(first["expected_session_date"]),
             "instruments": [
                 {
-                    "id": instrument_id,
+                    "id": row["instrument_id"],
                     "name": row["name"],
                     "short_name": row["short_name"],
                     "close": _number(row["close"]),
@@ -211,7 +211,7 @@ def market_facts(rows: list[Row], left_out: dict[str, list[str]]) -> list[dict[s
                     if _missing(row["is_fallback"])
                     else bool(row["is_fallback"]),
                 }
-                for instrument_id, row in ((i, by_id[i]) for i in ids)
+                for row in (by_id[instrument_id] for instrument_id in ids)
             ],
         }
         if code in left_out:

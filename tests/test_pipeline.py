@@ -6,6 +6,7 @@ import duckdb
 import pytest
 
 from assets.storage import RAW_TABLES
+from pipelines.settings import DBT_PROJECT_DIR
 from tests.conftest import Pipeline
 
 DEMO_DATE = "2026-03-22"
@@ -17,6 +18,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
         pipeline = Pipeline(tmp_path_factory.mktemp("demo"), monkeypatch)
         result = pipeline.run(DEMO_DATE)
         assert result.success
+        pipeline.run_id = result.run_id
         yield pipeline
 
 
@@ -82,6 +84,15 @@ def test_demo_date_lands_every_feed(demo_run: Pipeline) -> None:
         "WHERE symbol = 'TOTAL' AND session_date = DATE '2026-03-20'"
     )
     assert total == [(313.68e9,)]
+
+
+def test_a_successful_dbt_step_keeps_only_its_run_results(demo_run: Pipeline) -> None:
+    """dagster-dbt leaves 5 MB of artifacts per run; a successful run keeps run_results.json,
+    and its parsed project as the next run's starting point."""
+    target = DBT_PROJECT_DIR / "target"
+    (run_folder,) = target.glob(f"market_intel_dbt-{demo_run.run_id[:7]}-*")
+    assert [path.name for path in run_folder.iterdir()] == ["run_results.json"]
+    assert (target / "partial_parse.msgpack").exists()
 
 
 def test_same_date_twice_gives_identical_rows(demo_run: Pipeline) -> None:
