@@ -1,7 +1,6 @@
 """The published report: one set of files per report date, written only past the quality gate."""
 
 import json
-import time
 
 from dagster import (
     AssetExecutionContext,
@@ -15,6 +14,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from assets.commentary import CommentarySettings, write_commentary
+from assets.progress import Progress
 from assets.report_html import render_html
 from assets.reporting import build_report, load_facts, render_markdown
 from assets.storage import DUCKDB_POOL
@@ -57,36 +57,34 @@ def market_intelligence_report(
     commentary = CommentarySettings.from_env()
     blocked = gate.blocked
     dates = window.report_dates()
-    progress = Progress(context, "reports", len(dates))
+    progress = Progress(context.log, "reports", "dates", len(dates), PROGRESS_EVERY)
     published = 0
     for report_date in dates:
-        progress.step()
         if not facts.snapshot.on(report_date):
             blocked.setdefault(report_date, []).append("no facts in marts.fct_report_snapshot")
-        if report_date in blocked:
-            continue
-        report = build_report(report_date, facts, gate.verdict(report_date), gate.outcomes)
-        narrative = write_commentary(report, commentary)
-        if narrative:
-            report["commentary"] = narrative
-            report["sections"].insert(1, commentary_section(narrative))
-        markdown = render_markdown(report)
-        paths = publisher.publish(
-            report_date,
-            {
-                "md": markdown,
-                "html": render_html(report),
-                "json": json.dumps(report, indent=2, ensure_ascii=False) + "\n",
-            },
-        )
-        published += 1
-        metadata = {
-            PATH_KEYS[suffix]: MetadataValue.path(str(path)) for suffix, path in paths.items()
-        }
-        if len(dates) == 1:
-            metadata["markdown"] = MetadataValue.md(markdown)
-        context.add_asset_metadata(metadata, partition_key=report_date.isoformat())
-    progress.done(f"{published} published, {len(blocked)} blocked")
+        if report_date not in blocked:
+            report = build_report(report_date, facts, gate.verdict(report_date), gate.outcomes)
+            narrative = write_commentary(report, commentary)
+            if narrative:
+                report["commentary"] = narrative
+                report["sections"].insert(1, commentary_section(narrative))
+            markdown = render_markdown(report)
+            paths = publisher.publish(
+                report_date,
+                {
+                    "md": markdown,
+                    "html": render_html(report),
+                    "json": json.dumps(report, indent=2, ensure_ascii=False) + "\n",
+                },
+            )
+            published += 1
+            metadata = {
+                PATH_KEYS[suffix]: MetadataValue.path(str(path)) for suffix, path in paths.items()
+            }
+            if len(dates) == 1:
+                metadata["markdown"] = MetadataValue.md(markdown)
+            context.add_asset_metadata(metadata, partition_key=report_date.isoformat())
+        progress.step(f"{published} published, {len(blocked)} blocked")
     for report_date, reasons in sorted(blocked.items()):
         context.log.error("report %s blocked:\n%s", report_date, "\n".join(reasons))
     if blocked:
@@ -99,37 +97,6 @@ def market_intelligence_report(
             metadata={"blocked": MetadataValue.json({str(k): v for k, v in blocked.items()})},
         )
     return MaterializeResult(metadata={"reports_written": published})
-
-
-class Progress:
-    """Logs a long step's progress: dates done of the total, rate and time left."""
-
-    def __init__(self, context: AssetExecutionContext, what: str, total: int) -> None:
-        self.context, self.what, self.total = context, what, total
-        self.count, self.started = 0, time.monotonic()
-
-    def step(self) -> None:
-        self.count += 1
-        if self.count % PROGRESS_EVERY == 0 and self.count < self.total:
-            rate = self.count / max(time.monotonic() - self.started, 1e-9)
-            self.context.log.info(
-                "%s: %d/%d dates done, %.1f dates/s, about %.0f s left",
-                self.what,
-                self.count,
-                self.total,
-                rate,
-                (self.total - self.count) / rate,
-            )
-
-    def done(self, outcome: str) -> None:
-        self.context.log.info(
-            "%s: %d/%d dates in %.1f s: %s",
-            self.what,
-            self.count,
-            self.total,
-            time.monotonic() - self.started,
-            outcome,
-        )
 
 
 def commentary_section(narrative: dict) -> dict:

@@ -80,12 +80,7 @@ def recorded(instance: DagsterInstance) -> dict:
         summary[key] = {
             "materialized": sorted(instance.get_materialized_partitions(key)),
             "events": sorted(
-                (
-                    r.partition_key,
-                    r.asset_materialization.metadata["rows"].value
-                    if "rows" in r.asset_materialization.metadata
-                    else None,
-                )
+                (r.partition_key, getattr(r.asset_materialization.metadata.get("rows"), "value", 0))
                 for r in records
             ),
             "latest": latest.dagster_event.partition,

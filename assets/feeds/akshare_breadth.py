@@ -7,7 +7,6 @@ an address after a few dozen quick calls, hence one throttled, resumable request
 """
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
@@ -22,6 +21,7 @@ from assets.feeds.akshare_indices import (
     in_range,
     ymd,
 )
+from assets.progress import Progress
 
 BREADTH_ID = "cn/breadth"
 UNIVERSE_ID = "cn/a-share-universe"
@@ -202,7 +202,7 @@ def fetch_universe_history(
     unique = list(dict.fromkeys(codes))
     pending = [code for code in unique if code not in already_done]
     total, fetched, failed, failed_in_a_row = len(pending), 0, 0, 0
-    began = time.monotonic()
+    progress = Progress(log, "A-share history", "stocks", total, PROGRESS_EVERY)
     log.info(
         "A-share history %s..%s: %d stocks to fetch, %d already done",
         start,
@@ -210,7 +210,7 @@ def fetch_universe_history(
         total,
         len(unique) - total,
     )
-    for position, code in enumerate(pending, start=1):
+    for code in pending:
         try:
             bars = _stock_history(code, start, end, throttle)
         except SchemaDriftError:
@@ -228,15 +228,5 @@ def fetch_universe_history(
         else:
             sink(code, bars)
             fetched, failed_in_a_row = fetched + 1, 0
-        if position % PROGRESS_EVERY == 0 or position == total:
-            elapsed = max(time.monotonic() - began, 1e-9)
-            rate = position / elapsed
-            log.info(
-                "A-share history: %d/%d stocks, %d failed, %.1f/min, ETA %.0f min",
-                position,
-                total,
-                failed,
-                rate * 60,
-                (total - position) / rate / 60,
-            )
+        progress.step(f"{failed} failed")
     return fetched
