@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # when `dagster dev` prepares the dbt project.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install manifest demo test dev lint validate clean backfill bench
+.PHONY: install manifest demo test dev lint validate clean backfill bench doctor
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: manifest
 	MARKET_INTEL_SOURCE=demo MARKET_INTEL_DB=$${MARKET_INTEL_DB:-data/demo.duckdb} \
 		$(BIN)/dagster asset materialize -m pipelines.definitions --select '*' --partition $(DEMO_DATE)
 	@echo "Report published: $${MARKET_INTEL_REPORTS_DIR:-reports}/$(DEMO_DATE).md (.html and .json beside it)"
+
+# Before a live run: can this machine reach every live source? A table per feed and source;
+# exits 1 when a primary source is down (docs/operations.md, "Doctor and fail-fast").
+doctor: install
+	$(BIN)/python -m assets.feeds.doctor
 
 test: manifest
 	$(BIN)/pytest

@@ -1,12 +1,24 @@
-"""Exchange sessions from exchange-calendars: the only place that knows when markets trade."""
+"""Exchange sessions: the only place that knows when markets trade.
 
-from datetime import date
+exchange-calendars publishes the sessions. Where a calendar's holidays are a hard-coded list that
+ends (XSHG's ends 2026-12-31 in the pinned 4.13.2), the days past its last session come from a
+maintained library's rule-based holidays for the same exchange, marked ``provisional`` until
+exchange-calendars publishes them (docs/feeds.md, "Calendars").
+"""
+
+from datetime import date, timedelta
 from functools import cache
 
 import exchange_calendars as xcals
 import pandas as pd
+import pandas_market_calendars as pmc
 
 CALENDAR_START = "2005-01-01"
+COLUMNS = ["session_date", "open_utc", "close_utc", "provisional"]
+# exchange-calendars name -> the pandas-market-calendars calendar whose rules stand in past the
+# last published session. pandas-market-calendars 5.5.0 lists SSE holidays through 2026 (the
+# same sessions as exchange-calendars) and guesses later years from the recent arrangements.
+PROVISIONAL_RULES = {"XSHG": "SSE"}
 
 
 @cache
@@ -15,24 +27,62 @@ def exchange_calendar(name: str) -> xcals.ExchangeCalendar:
     return xcals.get_calendar(name, start=CALENDAR_START)
 
 
-def sessions(calendar_name: str, start: date, end: date) -> pd.DataFrame:
-    """Sessions with ``start <= session_date < end`` and their UTC open and close times.
+@cache
+def provisional_calendar(name: str) -> pmc.MarketCalendar | None:
+    """The rule-based calendar standing in for ``name`` past its end, if there is one."""
+    rules = PROVISIONAL_RULES.get(name)
+    return None if rules is None else pmc.get_calendar(rules)
 
-    Dates beyond the calendar's last known day are not returned: the library cannot tell
-    whether the exchange trades then, so such dates are treated as having no expected session.
+
+def last_published_session(calendar_name: str) -> date:
+    """The last session exchange-calendars publishes for the calendar as installed."""
+    return exchange_calendar(calendar_name).last_session.date()
+
+
+def sessions(calendar_name: str, start: date, end: date) -> pd.DataFrame:
+    """Sessions with ``start <= session_date < end``, their UTC open and close times, and
+    whether a provisional calendar dates them (past the last published session).
+
+    Past the last published session of a calendar without provisional rules, no session is
+    returned: nothing can tell whether the exchange trades then.
     """
+    published = _published_sessions(calendar_name, start, end)
+    first_provisional = max(start, last_published_session(calendar_name) + timedelta(days=1))
+    provisional = _provisional_sessions(calendar_name, first_provisional, end)
+    frames = [frame for frame in (published, provisional) if not frame.empty]
+    return pd.concat(frames, ignore_index=True) if frames else _frame([], [], [], False)
+
+
+def _published_sessions(calendar_name: str, start: date, end: date) -> pd.DataFrame:
     calendar = exchange_calendar(calendar_name)
     first = max(pd.Timestamp(start), calendar.first_session)
     last = min(pd.Timestamp(end) - pd.Timedelta(days=1), calendar.last_session)
-    columns = ["session_date", "open_utc", "close_utc"]
     if first > last:
-        return pd.DataFrame(columns=columns)
+        return _frame([], [], [], False)
     schedule = calendar.schedule.loc[first:last]
+    return _frame(schedule.index, schedule["open"], schedule["close"], False)
+
+
+def _provisional_sessions(calendar_name: str, start: date, end: date) -> pd.DataFrame:
+    calendar = provisional_calendar(calendar_name)
+    if calendar is None or start >= end:
+        return _frame([], [], [], True)
+    schedule = calendar.schedule(start, end - timedelta(days=1))
+    return _frame(schedule.index, schedule["market_open"], schedule["market_close"], True)
+
+
+def _frame(days, opens, closes, provisional: bool) -> pd.DataFrame:
+    """The sessions table's shape; times are naive UTC, as raw.market_sessions stores them."""
+
+    def naive_utc(times) -> pd.Series:
+        return pd.Series(pd.to_datetime(times, utc=True)).dt.tz_localize(None)
+
     return pd.DataFrame(
         {
-            "session_date": schedule.index.date,
-            "open_utc": schedule["open"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(),
-            "close_utc": schedule["close"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(),
+            "session_date": pd.Series(pd.DatetimeIndex(days).date, dtype=object),
+            "open_utc": naive_utc(opens).to_numpy(),
+            "close_utc": naive_utc(closes).to_numpy(),
+            "provisional": pd.Series([provisional] * len(days), dtype=bool),
         },
-        columns=columns,
+        columns=COLUMNS,
     )

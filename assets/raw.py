@@ -6,7 +6,7 @@ only in what they call. A window writes the sessions it owns and fills in missin
 """
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 from dagster import (
@@ -14,6 +14,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     BackfillPolicy,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -40,6 +41,60 @@ def raw_key(table: str) -> AssetKey:
     return AssetKey(["raw", table])
 
 
+SOURCE_HEALTH = raw_key("source_health")
+SOURCE_HEALTH_COLUMNS = (
+    "probed_at TIMESTAMP NOT NULL, source VARCHAR NOT NULL, host VARCHAR NOT NULL, "
+    "port INTEGER NOT NULL, reachable BOOLEAN NOT NULL, latency_ms DOUBLE, "
+    "answer VARCHAR NOT NULL, feeds VARCHAR NOT NULL"
+)
+
+
+@asset(
+    key=SOURCE_HEALTH,
+    group_name="sources",
+    partitions_def=report_dates,
+    backfill_policy=BackfillPolicy.single_run(),
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+    description="Live mode: one cheap request to every host of every feed, before any feed "
+    "fetches; appended to raw.source_health. With every source unreachable the run fails here "
+    "within seconds, one line per source, and nothing is written. Replay and demo: skipped.",
+)
+def source_health(
+    context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
+) -> MaterializeResult:
+    if not source.is_live:
+        return MaterializeResult(metadata={"probe": f"skipped: {source.mode} reads files"})
+    health = source.source_health(context.run_id)
+    if health.all_down:
+        raise Failure(description=health.outage_report(), allow_retries=False)
+    rows = pd.DataFrame(health.rows()).assign(probed_at=datetime.now(UTC).replace(tzinfo=None))
+    with duckdb.get_connection() as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS raw.source_health ({SOURCE_HEALTH_COLUMNS})")
+        conn.register("probe_rows", rows)
+        conn.execute("INSERT INTO raw.source_health BY NAME SELECT * FROM probe_rows")
+        conn.unregister("probe_rows")
+    down = [health.unreachable_cause(feed.table) for feed in health.feeds]
+    for cause in filter(None, down):
+        context.log.error("%s", cause)
+    return MaterializeResult(
+        metadata={
+            "probe_seconds": round(health.seconds, 2),
+            "hosts": MetadataValue.md(rows.drop(columns="probed_at").to_markdown(index=False)),
+            "feeds_down": MetadataValue.json([cause for cause in down if cause]),
+        }
+    )
+
+
+def require_reachable(context: AssetExecutionContext, source: MarketSource, table: str) -> None:
+    """Live: a feed none of whose hosts answered the run's probe fails now, naming each host
+    and what it answered, instead of spending minutes on retries that cannot succeed."""
+    cause = source.unreachable_cause(table, context.run_id)
+    if cause:
+        raise Failure(description=cause, allow_retries=False)
+
+
 def build_raw_asset(
     table_name: str, group: str, kinds: set[str], description: str, fetch: Fetch
 ) -> AssetsDefinition:
@@ -54,10 +109,12 @@ def build_raw_asset(
         kinds={"duckdb", *kinds},
         pool=DUCKDB_POOL,
         description=description,
+        deps=[SOURCE_HEALTH],
     )
     def _raw(
         context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
     ) -> MaterializeResult:
+        require_reachable(context, source, table.name)
         window = report_window(context)
         start, end = window.fetch_range(source.lookback_days)
         batch = fetch(source, start, end)
@@ -119,9 +176,14 @@ cn_breadth = build_raw_asset(
     "cn_breadth",
     "cn",
     {"akshare"},
-    "A-share breadth (advancers, decliners, unchanged) and turnover in CNY: the live spot "
-    "snapshot for the latest session; past sessions come from raw.cn_stock_bars.",
-    lambda source, start, end: source.fetch_breadth(start, end),
+    "A-share breadth (advancers, decliners, unchanged) and turnover in CNY, one row per source "
+    "and session: the dated legulegu counts of the latest session (market cn) and each "
+    "exchange's daily turnover (market sse, szse); past counts come from raw.cn_stock_bars.",
+    # build_raw_asset fetches from lookback_days before the window's sessions; live, the
+    # exchanges are asked for the window's own sessions only (two calls each).
+    lambda source, start, end: source.fetch_breadth(
+        start, end, live_from=start + timedelta(days=source.lookback_days)
+    ),
 )
 defi_protocol_tvl = build_raw_asset(
     "defi_protocol_tvl",
@@ -148,10 +210,12 @@ stablecoin_supply = build_raw_asset(
     pool=DUCKDB_POOL,
     description="Per-stock A-share daily bars for the window's own sessions, so breadth of any "
     "past session comes from SQL. Resumable: each stock is saved as it arrives.",
+    deps=[SOURCE_HEALTH],
 )
 def cn_stock_bars(
     context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
 ) -> MaterializeResult:
+    require_reachable(context, source, "cn_stock_bars")
     window = report_window(context)
     table = RAW_TABLES["cn_stock_bars"]
     with duckdb.get_connection() as conn:
@@ -181,6 +245,7 @@ def fetched_stocks(conn, window: ReportWindow) -> set[str]:
 
 
 raw_assets = [
+    source_health,
     market_sessions,
     *bars_assets,
     cn_breadth,

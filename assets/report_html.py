@@ -11,6 +11,8 @@ from collections.abc import Callable
 from html import escape
 from typing import Any
 
+from assets.report_sections import dated
+
 # Charts are drawn in a narrow coordinate system so their text stays legible once a phone scales
 # the SVG down to its width; the page caps their width so desktops do not blow them up.
 _WIDTH = 380
@@ -28,6 +30,12 @@ def _e(value: Any) -> str:
 def _n(value: float) -> str:
     """SVG coordinates with a fixed precision, so the output is byte-stable."""
     return f"{value:.1f}"
+
+
+def _session(entry: dict[str, Any]) -> str:
+    """A market's or instrument's session date, marked when a provisional calendar dates it."""
+    day = entry.get("session_date")
+    return dated(day, entry.get("calendar")) if day else "no session"
 
 
 def _pct(value: float) -> str:
@@ -129,20 +137,16 @@ def svg_returns_by_market(report: dict[str, Any]) -> str:
     x = _mapper(ticks)
     body, y = [], _AXIS_TOP + 4
     for market in markets:
-        session = market.get("session_date") or "no session"
         heading = (
-            f"{market.get('name') or market.get('market')} — {market.get('status')}, {session}"
+            f"{market.get('name') or market.get('market')} — {market.get('status')}, "
+            f"{_session(market)}"
         )
         body.append(_text(8, y + 16, heading, "group", extra=' font-weight="600"'))
         y += 22
         for instrument in market["instruments"]:
             short = instrument.get("short_name")
             name = f"{short} ({instrument['id']})" if short else instrument["id"]
-            body.append(
-                _text(
-                    8, y + 13, f"{name} · {instrument.get('session_date') or 'no session'}", "label"
-                )
-            )
+            body.append(_text(8, y + 13, f"{name} · {_session(instrument)}", "label"))
             value = instrument.get("return_pct")
             if value is None:
                 body.append(_text(x(0.0) + 4, y + 28, "n/a", "na"))
@@ -369,7 +373,7 @@ def _header(report: dict[str, Any]) -> str:
         )
     chips = [
         f'<li class="status-{_e(m.get("status"))}">{_e(m.get("name") or m.get("market"))}: '
-        f"{_e(m.get('status'))}, {_e(m.get('session_date') or 'no session')}</li>"
+        f"{_e(m.get('status'))}, {_e(_session(m))}</li>"
         for m in report.get("markets") or []
     ]
     if chips:

@@ -11,6 +11,7 @@ Block = dict[str, Any]
 Section = dict[str, Any]
 
 ARROWS = {"ON": "↑", "OFF": "↓", "MIXED": "↔", None: "?"}
+PROVISIONAL = "provisional"
 SIGNAL_WORDS = {"ON": "risk-on", "OFF": "risk-off", "MIXED": "mixed", None: "no data"}
 
 
@@ -37,6 +38,13 @@ def money(value: float | None, symbol: str = "$") -> str:
     if amount >= 1e6:
         return f"{sign}{symbol}{amount / 1e6:,.2f} m"
     return f"{sign}{symbol}{amount:,.0f}"
+
+
+def dated(day: str | None, calendar: str | None) -> str:
+    """A session date, marked when a provisional calendar dates it (docs/report.md)."""
+    if day is None:
+        return "n/a"
+    return f"{day} (provisional calendar)" if calendar == PROVISIONAL else day
 
 
 def paragraph(text: str) -> Block:
@@ -69,15 +77,22 @@ def status_note(entry: dict | None, as_of: str) -> str:
         return "No data: this market is not in the report."
     if entry["status"] == "left_out":
         return "Left out of this report: " + "; ".join(entry["left_out_because"])
+    calendar = entry.get("calendar")
     if entry["status"] == "stale":
+        which = "provisional calendar" if calendar == PROVISIONAL else "calendar"
         return (
-            f"STALE: the calendar expects session {entry['expected_session_date']}, the data "
+            f"STALE: the {which} expects session {entry['expected_session_date']}, the data "
             f"ends {entry['session_date']}. Figures below are old."
         )
     if entry["status"] == "closed":
-        return f"Closed on {as_of}: showing the latest session, {entry['session_date']}."
+        return (
+            f"Closed on {as_of}: showing the latest session, "
+            f"{dated(entry['session_date'], calendar)}."
+        )
     if entry["status"] == "unavailable":
         return "Unavailable: the source provided no data."
+    if calendar == PROVISIONAL:
+        return f"Session {dated(entry['session_date'], calendar)}: see the data-quality appendix."
     return ""
 
 
@@ -85,7 +100,7 @@ def instrument_table(entry: dict | None) -> Block:
     rows = [
         [
             f"{i['name']} ({i['id']})",
-            i["session_date"] or "n/a",
+            dated(i["session_date"], i.get("calendar")),
             price(i["close"]),
             pct(i["return_pct"]),
             i["status"],
@@ -107,7 +122,8 @@ def move(row: dict | None) -> str:
     """'S&P -1.51% (2026-03-20)'."""
     if row is None or row["return_pct"] is None:
         return "n/a"
-    return f"{row['short_name']} {pct(row['return_pct'])} ({row['session_date']})"
+    mark = ", provisional calendar" if row.get("calendar") == PROVISIONAL else ""
+    return f"{row['short_name']} {pct(row['return_pct'])} ({row['session_date']}{mark})"
 
 
 def divergence(report: dict, left: str, right: str) -> dict | None:
@@ -530,7 +546,12 @@ def appendix(report: dict) -> Section:
         for c in report["checks"]
     ]
     sessions = [
-        [m["name"], m["status"], m["session_date"] or "n/a", m["expected_session_date"] or "n/a"]
+        [
+            m["name"],
+            m["status"],
+            dated(m["session_date"], m.get("calendar")),
+            dated(m["expected_session_date"], m.get("calendar")),
+        ]
         for m in report["markets"]
     ]
     feeds = [
@@ -543,9 +564,22 @@ def appendix(report: dict) -> Section:
         table(["Market", "Status", "Session", "Expected session"], sessions),
         table(["Instrument", "Source", "Fallback"], feeds),
     ]
+    provisional = [m["name"] for m in report["markets"] if m.get("calendar") == PROVISIONAL]
+    if provisional:
+        blocks.insert(0, paragraph(provisional_calendar_note(provisional)))
     if report["warnings"]:
         blocks.insert(0, bullets(report["warnings"]))
     return section("data_quality", "Appendix: Data Quality", blocks)
+
+
+def provisional_calendar_note(names: list[str]) -> str:
+    return (
+        f"Provisional calendar: {', '.join(names)} sessions are past the last session the "
+        "exchange calendar library publishes, so rule-based holidays date them, confirmed by the "
+        "feed's own sessions (a day with data is a session; a missing expected session is a "
+        "warning, not an error). They are marked (provisional calendar) next to each session "
+        "date until the library publishes the year."
+    )
 
 
 def sections(report: dict, rules: dict) -> list[Section]:

@@ -179,6 +179,11 @@ def _market(instrument_id: str) -> str:
     return instrument_id.split("/")[0]
 
 
+def _calendar(value: Any) -> str:
+    """provisional or published (rows built before fct_report_snapshot had the column: null)."""
+    return "published" if _missing(value) else str(value)
+
+
 # The facts of one report date, as the JSON contract names them.
 
 
@@ -196,6 +201,7 @@ def market_facts(rows: list[Row], left_out: dict[str, list[str]]) -> list[dict[s
             "status": first["market_status"],
             "session_date": _day(first["market_session_date"]),
             "expected_session_date": _day(first["expected_session_date"]),
+            "calendar": _calendar(first["calendar"]),
             "instruments": [
                 {
                     "id": row["instrument_id"],
@@ -205,6 +211,7 @@ def market_facts(rows: list[Row], left_out: dict[str, list[str]]) -> list[dict[s
                     "return_pct": _number(row["return_pct"]),
                     "session_date": _day(row["session_date"]),
                     "expected_session_date": _day(row["expected_session_date"]),
+                    "calendar": _calendar(row["calendar"]),
                     "status": row["status"],
                     "source": row["source"],
                     "is_fallback": None

@@ -42,6 +42,12 @@ class RawTable:
     def entity(self) -> str:
         return self.keys[0]
 
+    @property
+    def column_types(self) -> dict[str, str]:
+        """Each column's DuckDB type, in table order (``NOT NULL`` left out)."""
+        pairs = (column.split()[:2] for column in self.columns.split(", "))
+        return {name: sql_type for name, sql_type in pairs}
+
 
 RAW_TABLES = {
     table.name: table
@@ -49,7 +55,7 @@ RAW_TABLES = {
         RawTable(
             "market_sessions",
             "market VARCHAR NOT NULL, session_date DATE NOT NULL, open_utc TIMESTAMP, "
-            "close_utc TIMESTAMP",
+            "close_utc TIMESTAMP, provisional BOOLEAN",
             ("market", "session_date"),
         ),
         RawTable("us_bars", BAR_COLUMNS, ("instrument_id", "session_date")),
@@ -84,6 +90,26 @@ RAW_TABLES = {
 }
 
 
+# The pandas dtype a frame column gets for each DuckDB type; DATE cells are ``datetime.date``.
+PANDAS_DTYPES = {
+    "VARCHAR": "object",
+    "DATE": "object",
+    "DOUBLE": "float64",
+    "INTEGER": "Int64",
+    "BOOLEAN": "bool",
+    "TIMESTAMP": "datetime64[ns]",
+}
+
+
+def empty_frame(table_name: str) -> pd.DataFrame:
+    """A typed frame with no rows and the raw table's columns: what every feed answers for "no
+    data", so the writer, the metadata and the checks see one schema whatever the source."""
+    types = RAW_TABLES[table_name].column_types
+    return pd.DataFrame(
+        {name: pd.Series(dtype=PANDAS_DTYPES[sql_type]) for name, sql_type in types.items()}
+    )
+
+
 @dataclass(frozen=True)
 class ReportWindow:
     """A half-open window of report dates, ``start <= report_date < end``."""
@@ -110,11 +136,29 @@ def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for table in RAW_TABLES.values():
         conn.execute(f"CREATE TABLE IF NOT EXISTS {table.qualified} ({table.columns})")
+    add_missing_columns(conn)
     # Which stocks a per-stock backfill window has saved, so a re-run resumes (assets/raw.py).
     conn.execute(
         "CREATE TABLE IF NOT EXISTS raw.cn_stock_fetches "
         "(stock_code VARCHAR, window_start DATE, window_end DATE)"
     )
+
+
+def add_missing_columns(conn: duckdb.DuckDBPyConnection) -> None:
+    """Add columns a newer release gave a raw table to a database made by an older one.
+
+    A column added later is nullable, so existing rows keep their values and read it as null.
+    """
+    existing = set(
+        conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'raw'"
+        ).fetchall()
+    )
+    for table in RAW_TABLES.values():
+        for name, sql_type in table.column_types.items():
+            if (table.name, name) not in existing:
+                conn.execute(f"ALTER TABLE {table.qualified} ADD COLUMN {name} {sql_type}")
 
 
 @dataclass(frozen=True)
@@ -126,7 +170,16 @@ class WriteSummary:
 def write_window(
     conn: duckdb.DuckDBPyConnection, table: RawTable, frame: pd.DataFrame, window: ReportWindow
 ) -> WriteSummary:
-    """Replace the window's own rows and fill in missing history, in one transaction."""
+    """Replace the window's own rows and fill in missing history, in one transaction.
+
+    A frame without rows is "no data" whatever its columns: the table is left untouched.
+    """
+    ensure_raw_schema(conn)
+    if frame.empty:
+        return WriteSummary(replaced=0, history_added=0)
+    missing = [name for name in table.column_types if name not in frame.columns]
+    if missing:
+        raise ValueError(f"{table.qualified}: fetched data lacks columns {missing}")
     duplicated = frame.duplicated(list(table.keys))
     if duplicated.any():
         sample = frame.loc[duplicated, list(table.keys)].head(3).to_dict("records")
@@ -135,9 +188,8 @@ def write_window(
     dates = pd.to_datetime(frame[table.date_column]).dt.date
     owned = frame[(dates >= owned_start) & (dates < owned_end)]
     history = frame[dates < owned_start]
-    columns = ", ".join(name.split()[0] for name in table.columns.split(", "))
+    columns = ", ".join(table.column_types)
     key_match = " AND ".join(f"t.{key} = h.{key}" for key in table.keys)
-    ensure_raw_schema(conn)
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.register("owned_rows", owned)
@@ -148,10 +200,10 @@ def write_window(
             f"(SELECT DISTINCT {table.entity} FROM owned_rows)",
             [owned_start, owned_end],
         )
-        conn.execute(f"INSERT INTO {table.qualified} SELECT {columns} FROM owned_rows")
+        conn.execute(f"INSERT INTO {table.qualified} ({columns}) SELECT {columns} FROM owned_rows")
         before = conn.execute(f"SELECT count(*) FROM {table.qualified}").fetchone()[0]
         conn.execute(
-            f"INSERT INTO {table.qualified} SELECT {columns} FROM history_rows h "
+            f"INSERT INTO {table.qualified} ({columns}) SELECT {columns} FROM history_rows h "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table.qualified} t WHERE {key_match})"
         )
         after = conn.execute(f"SELECT count(*) FROM {table.qualified}").fetchone()[0]

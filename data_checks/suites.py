@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 import duckdb
@@ -17,6 +18,7 @@ import great_expectations.expectations as gxe
 import pandas as pd
 import yaml
 
+from assets import calendars
 from assets.storage import RAW_TABLES, ReportWindow
 from assets.universe import instruments, markets
 from data_checks.gx_runner import ExpectationFailure, new_suite, validate
@@ -28,6 +30,8 @@ CONFIG_PATH = Path(__file__).with_name("config.yml")
 SESSION_MARGIN_DAYS = 20
 MAX_PRICE = 1e9
 SAMPLE_ROWS = 3
+# fct_report_snapshot.calendar: which calendar dates the session a report row is judged by.
+PUBLISHED, PROVISIONAL = "published", "provisional"
 
 
 @cache
@@ -170,7 +174,8 @@ def find_bad_bars(market: str) -> Callable:
 
 
 def find_bars_off_calendar(market: str) -> Callable:
-    """Bars dated on a day the exchange calendar has no session (for days the calendar knows)."""
+    """Bars dated on a day the exchange calendar has no session, for the days its published
+    calendar covers: past them a bar confirms a provisional session (stg_market_sessions)."""
     table = RAW_TABLES[f"{market}_bars"]
 
     def find(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
@@ -184,7 +189,8 @@ def find_bars_off_calendar(market: str) -> Callable:
                 ON sessions.market = ? AND sessions.session_date = bars.session_date
             WHERE bars.session_date >= ? AND bars.session_date < ?
                 AND bars.session_date <= (
-                    SELECT max(session_date) FROM raw.market_sessions WHERE market = ?
+                    SELECT max(session_date) FROM raw.market_sessions
+                    WHERE market = ? AND NOT coalesce(provisional, false)
                 )
             """,
             [market, *sessions_read(window), market],
@@ -206,14 +212,43 @@ def find_bars_off_calendar(market: str) -> Callable:
 
 
 def find_bad_breadth(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
+    """Count snapshots (market cn) have every count and a turnover: their own, or both
+    exchanges' (markets sse and szse; legulegu publishes none). Exchange rows have theirs."""
     frame = rows_read(conn, "raw.cn_breadth", window)
-    suite = new_suite("raw_cn_breadth")
+    is_snapshot = frame["market"] == "cn"
+    exchanges = frame[~is_snapshot]
+    both = exchanges.dropna(subset=["turnover_cny"]).groupby("session_date")["turnover_cny"]
+    exchange_total = both.sum()[both.count() == 2]
+    snapshots = frame[is_snapshot].copy()
+    snapshots["turnover_cny"] = snapshots["turnover_cny"].fillna(
+        snapshots["session_date"].map(exchange_total)
+    )
+    snapshot_suite = new_suite("raw_cn_breadth")
     for column in ("advancers", "decliners", "unchanged", "turnover_cny"):
-        suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
-        suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="session_date"))
+        snapshot_suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
+        snapshot_suite.add_expectation(
+            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0)
+        )
+    snapshot_suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="session_date"))
+    exchange_suite = new_suite("raw_cn_breadth_turnover")
+    exchange_suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column="turnover_cny"))
+    exchange_suite.add_expectation(
+        gxe.ExpectColumnValuesToBeBetween(column="turnover_cny", min_value=0)
+    )
     return gx_findings(
-        frame, suite, "raw.cn_breadth", ["session_date"], "cn", dated_table="raw.cn_breadth"
+        snapshots,
+        snapshot_suite,
+        "raw.cn_breadth",
+        ["session_date"],
+        "cn",
+        dated_table="raw.cn_breadth",
+    ) + gx_findings(
+        exchanges,
+        exchange_suite,
+        "raw.cn_breadth (exchange turnover)",
+        ["market", "session_date"],
+        "cn",
+        dated_table="raw.cn_breadth",
     )
 
 
@@ -372,11 +407,37 @@ def find_lagging_instruments(
     return findings
 
 
-def find_stale_markets(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
+# Which calendar expected the session, and what a whole market without it means.
+STALE_WORDING = {
+    PUBLISHED: (
+        "calendar ({calendar})",
+        "the feed is late, or the exchange had an unscheduled closure (e.g. a typhoon day)",
+    ),
+    PROVISIONAL: (
+        "provisional calendar (past {calendar}'s last published session)",
+        (
+            "the feed is late, or the exchange closed on a day the provisional rules do not "
+            "know (a warning: the rules are a guess until exchange-calendars publishes the year)"
+        ),
+    ),
+}
+
+
+def find_stale_markets(calendar: str) -> Callable:
     """A whole market without the session its calendar expects: a late feed, or an unscheduled
-    closure (a typhoon day) that the calendar library cannot know."""
-    frame = snapshot(conn, window)
-    rows = stale_rows(frame, "fct_report_snapshot_market_session")
+    closure (a typhoon day) that the calendar library cannot know. ``calendar`` (published or
+    provisional) selects the report dates whose expected session that calendar dates."""
+
+    def find(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
+        frame = snapshot(conn, window)
+        frame = frame[frame["calendar"].fillna(PUBLISHED) == calendar]
+        return stale_market_findings(frame, calendar)
+
+    return find
+
+
+def stale_market_findings(frame: pd.DataFrame, calendar: str) -> list[Finding]:
+    rows = stale_rows(frame, f"fct_report_snapshot_market_session_{calendar}")
     findings = []
     for (report_date, market), group in rows.groupby(["report_date", "market"]):
         fine = frame[
@@ -390,12 +451,45 @@ def find_stale_markets(conn: duckdb.DuckDBPyConnection, window: ReportWindow) ->
         expected = max(group["expected_session_date"])
         findings.append(
             Finding(
-                f"{markets()[market].name} is stale for report {report_date}: the calendar "
-                f"({markets()[market].calendar}) expects session {expected}, the data ends "
-                f"{latest} ({int(group['sessions_behind'].max())} session(s) behind) — the feed "
-                "is late, or the exchange had an unscheduled closure (e.g. a typhoon day)",
+                f"{markets()[market].name} is stale for report {report_date}: the "
+                f"{STALE_WORDING[calendar][0].format(calendar=markets()[market].calendar)} "
+                f"expects session {expected}, the data ends {latest} "
+                f"({int(group['sessions_behind'].max())} session(s) behind) — "
+                f"{STALE_WORDING[calendar][1]}",
                 str(market),
                 report_dates=frozenset([report_date]),
+            )
+        )
+    return findings
+
+
+def find_calendar_ends(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
+    """Each market calendar whose last published session is within the configured number of
+    days of a report date (or already past): from then on a provisional calendar dates it."""
+    days = config()["calendar_end_warning_days"]
+    version = metadata.version("exchange-calendars")
+    findings = []
+    for market in markets().values():
+        end = calendars.last_published_session(market.calendar)
+        dates = [d for d in window.report_dates() if d >= end - timedelta(days=days)]
+        if not dates:
+            continue
+        rules = calendars.PROVISIONAL_RULES.get(market.calendar)
+        after = (
+            f"later sessions come from the provisional rules of pandas-market-calendars' {rules} "
+            "calendar and are marked provisional"
+            if rules
+            else "no later session is known (this calendar has no provisional rules)"
+        )
+        findings.append(
+            Finding(
+                f"calendar {market.calendar} ({market.name}) of exchange-calendars {version} "
+                f"publishes sessions only up to {end}, {days} days or less after report(s) "
+                f"{dates[0]}..{dates[-1]} (or before them): {after}. Fix: raise the "
+                "exchange-calendars pin in pyproject.toml to a release whose "
+                f"{market.calendar} calendar goes past {end}",
+                market.market,
+                report_dates=frozenset(dates),
             )
         )
     return findings
@@ -519,7 +613,14 @@ def all_checks() -> list[Check]:
             "market_session",
             "marts/fct_report_snapshot",
             "each market has the session its calendar expects (late feed or unscheduled closure)",
-            find_stale_markets,
+            find_stale_markets(PUBLISHED),
+        ),
+        Check(
+            "provisional_session",
+            "marts/fct_report_snapshot",
+            "each market has the session its provisional calendar expects (past the published "
+            "calendar's end: late feed, or a holiday the rules do not know)",
+            find_stale_markets(PROVISIONAL),
         ),
         Check(
             "unavailable_instruments",
@@ -551,6 +652,13 @@ def all_checks() -> list[Check]:
             ),
         ]
     checks += [
+        Check(
+            "calendar_end",
+            "raw/market_sessions",
+            "no market calendar ends (its last published session) within "
+            f"{config()['calendar_end_warning_days']} days of the report date",
+            find_calendar_ends,
+        ),
         Check(
             "breadth_suite",
             "raw/cn_breadth",

@@ -4,25 +4,34 @@ from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, in_pr
 from dagster_duckdb import DuckDBResource
 
 from assets.dbt import dbt_project, market_intel_dbt
+from assets.delivery import alert_blocked_report, report_deliveries
 from assets.raw import raw_assets
 from assets.report import market_intelligence_report
 from data_checks.asset_checks import gate_checks
 from pipelines.partitions import report_dates
-from pipelines.resources import DbtCoreResource, MarketSource, ReportPublisher
+from pipelines.resources import DbtCoreResource, MarketSource, ReportDelivery, ReportPublisher
 from pipelines.schedules import schedules
 from pipelines.sensors import sensors
 from pipelines.settings import DBT_EXECUTABLE
 
-# Everything for a window of report dates: feeds, facts, checks and the report, in one run.
+# Everything for a window of report dates: feeds, facts, checks, the report and its delivery,
+# in one run.
 market_intel_job = define_asset_job(
     "market_intel_job",
     selection=AssetSelection.all(),
     partitions_def=report_dates,
-    description="Feeds, facts, quality gate and report for the selected report dates.",
+    description="Feeds, facts, quality gate, report and delivery for the selected report dates.",
 )
 
 defs = Definitions(
-    assets=[*raw_assets, market_intel_dbt, market_intelligence_report],
+    assets=[
+        *raw_assets,
+        market_intel_dbt,
+        # A blocked date alerts MARKET_INTEL_ALERT_URLS from the report step's failure, whatever
+        # job runs it (the delivery step after it does not run then).
+        market_intelligence_report.with_hooks({alert_blocked_report}),
+        report_deliveries,
+    ],
     asset_checks=gate_checks,
     jobs=[market_intel_job],
     schedules=schedules,
@@ -40,6 +49,15 @@ defs = Definitions(
         "publisher": ReportPublisher(
             reports_dir=EnvVar("MARKET_INTEL_REPORTS_DIR"),
             partial=EnvVar("MARKET_INTEL_PARTIAL_REPORTS"),
+        ),
+        "delivery": ReportDelivery(
+            notify_urls=EnvVar("MARKET_INTEL_NOTIFY_URLS"),
+            alert_urls=EnvVar("MARKET_INTEL_ALERT_URLS"),
+            reports_base_url=EnvVar("MARKET_INTEL_REPORTS_BASE_URL"),
+            force=EnvVar("MARKET_INTEL_NOTIFY_FORCE"),
+            backfill=EnvVar("MARKET_INTEL_NOTIFY_BACKFILL"),
+            retries=EnvVar.int("MARKET_INTEL_NOTIFY_RETRIES"),
+            retry_seconds=EnvVar.int("MARKET_INTEL_NOTIFY_RETRY_SECONDS"),
         ),
     },
     # One DuckDB file allows one writer: steps of a run go one after another in one process.

@@ -16,18 +16,18 @@ from pydantic import Field
 
 from assets import calendars
 from assets.feeds import (
-    BAR_FRAME_COLUMNS,
     FeedError,
     Throttle,
     akshare_breadth,
     akshare_indices,
     bar_frame,
+    connectivity,
     crypto,
     defillama,
     replay,
     yahoo,
 )
-from assets.storage import ReportWindow
+from assets.storage import ReportWindow, empty_frame
 from assets.universe import Instrument, Market, markets
 from pipelines.settings import DEMO_DATA_DIR, absolute_path
 
@@ -50,17 +50,27 @@ class ReplayTable:
 
     name: str
     columns: tuple[str, ...]
+    raw_table: str
 
 
 BREADTH_FILE = ReplayTable(
-    "cn/breadth", ("date", "advancers", "decliners", "unchanged", "turnover_cny")
+    "cn/breadth", ("date", "advancers", "decliners", "unchanged", "turnover_cny"), "cn_breadth"
 )
 STOCK_BARS_FILE = ReplayTable(
     "cn/stock_bars",
     ("date", "stock_code", "close", "previous_close", "volume", "turnover_cny"),
+    "cn_stock_bars",
 )
-PROTOCOLS_FILE = ReplayTable("defi/protocols", ("date", "protocol", "category", "tvl_usd"))
-STABLECOINS_FILE = ReplayTable("defi/stablecoins", ("date", "symbol", "circulating_usd"))
+PROTOCOLS_FILE = ReplayTable(
+    "defi/protocols", ("date", "protocol", "category", "tvl_usd"), "defi_protocol_tvl"
+)
+STABLECOINS_FILE = ReplayTable(
+    "defi/stablecoins", ("date", "symbol", "circulating_usd"), "stablecoin_supply"
+)
+
+
+# The probe of the run this process executes (``MarketSource.source_health``), by run id.
+_HEALTH_OF_RUN: dict[str, connectivity.Health] = {}
 
 
 class MarketSource(ConfigurableResource):
@@ -90,6 +100,20 @@ class MarketSource(ConfigurableResource):
 
     def throttle(self) -> Throttle:
         return Throttle(self.requests_per_minute)
+
+    def source_health(self, run_id: str) -> connectivity.Health:
+        """The connectivity probe of every live source host, taken once per run: the job's
+        steps share one process (in-process executor), so each raw asset reads the first one."""
+        if run_id not in _HEALTH_OF_RUN:
+            feeds = connectivity.live_feeds(connectivity.exchange_chain(self.ccxt_exchanges))
+            _HEALTH_OF_RUN.clear()
+            _HEALTH_OF_RUN[run_id] = connectivity.check_feeds(feeds)
+        return _HEALTH_OF_RUN[run_id]
+
+    def unreachable_cause(self, table: str, run_id: str) -> str | None:
+        """Live: one line on why ``table``'s feed cannot fetch (no host of any of its sources
+        answered the run's probe), else None. Replay and demo read files: always None."""
+        return self.source_health(run_id).unreachable_cause(table) if self.is_live else None
 
     def fetch_bars(
         self, market: Market, instruments: tuple[Instrument, ...], start: date, end: date
@@ -134,7 +158,7 @@ class MarketSource(ConfigurableResource):
             raise FeedError(
                 market.feed, market.market, f"every instrument failed from {start} to {end}"
             ) from failures[-1]
-        return self._batch(frames, unavailable, BAR_FRAME_COLUMNS)
+        return self._batch(frames, unavailable, f"{market.market}_bars")
 
     def _live_bars(
         self, market: Market, instrument: Instrument, start: date, end: date, throttle: Throttle
@@ -149,24 +173,60 @@ class MarketSource(ConfigurableResource):
             return akshare_indices.fetch_bars(instrument, start, end, throttle)
         raise NotImplementedError(f"no live adapter for feed {market.feed!r} ({market.market})")
 
-    def fetch_breadth(self, start: date, end: date, now: datetime | None = None) -> FeedBatch:
+    def fetch_breadth(
+        self, start: date, end: date, now: datetime | None = None, live_from: date | None = None
+    ) -> FeedBatch:
         """A-share breadth and turnover per session, ``start <= session_date < end``.
 
-        Live, only today's snapshot exists: it is taken when the latest completed session is in
-        the window and the next one has not begun. Past sessions come from per-stock bars.
+        Live, the rows are what each source publishes, one row per source and session
+        (``market`` names it): ``sse`` and ``szse``, each exchange's turnover for every closed
+        session from ``live_from`` (the window's own sessions; earlier ones are history that
+        earlier runs wrote); ``cn``, the counts of the latest closed session when it is in the
+        fetched range (one call, so a run after a missed snapshot still takes it as history),
+        dated by their source. Past counts come from per-stock bars. One part failing leaves the
+        others; only when every part fails is it an error.
         """
         if not self.is_live:
             batch = self._replay_table(BREADTH_FILE, start, end)
             batch.frame["market"] = "cn"
             return batch
-        session = latest_completed_session("cn", now or datetime.now(UTC))
-        if session is None or not start <= session < end:
-            return FeedBatch(
-                pd.DataFrame(),
-                [f"cn/breadth: no snapshot for {start}..{end}; history comes from stock bars"],
+        log = get_dagster_logger()
+        now = now or datetime.now(UTC)
+        throttle = self.throttle()
+        sessions = closed_sessions("cn", live_from or start, end, now)
+        frames, unavailable, failures = [], [], []
+        try:
+            turnover, missing = akshare_breadth.fetch_exchange_turnover(sessions, throttle, log)
+            frames.append(turnover)
+            unavailable += missing
+        except FeedError as error:
+            log.error("%s", error)
+            failures.append(error)
+            unavailable.append(f"cn/turnover: {error}")
+        latest = last_closed_session("cn", now)
+        if latest is not None and start <= latest < end:
+            try:
+                counts = akshare_breadth.fetch_breadth_snapshot(
+                    throttle, latest_completed_session("cn", now)
+                )
+                counts = counts[(counts["session_date"] >= start) & (counts["session_date"] < end)]
+                frames.append(counts.assign(market="cn"))
+                if counts.empty:
+                    unavailable.append(f"{akshare_breadth.BREADTH_ID}: no final counts of {latest}")
+            except FeedError as error:
+                log.error("%s", error)
+                failures.append(error)
+                unavailable.append(f"{akshare_breadth.BREADTH_ID}: {error}")
+        else:
+            unavailable.append(
+                f"{akshare_breadth.BREADTH_ID}: no snapshot for {start}..{end}; "
+                "past counts come from stock bars"
             )
-        frame = akshare_breadth.fetch_breadth_snapshot(session, self.throttle())
-        return FeedBatch(frame.assign(market="cn"))
+        if failures and not any(not frame.empty for frame in frames):
+            raise FeedError(
+                akshare_breadth.FEED, akshare_breadth.BREADTH_ID, "every breadth source failed"
+            ) from failures[-1]
+        return self._batch(frames, unavailable, "cn_breadth")
 
     def fetch_stock_bars(
         self,
@@ -178,8 +238,10 @@ class MarketSource(ConfigurableResource):
     ) -> int:
         """Per-stock A-share bars for breadth history; ``sink`` saves each batch as it arrives.
 
-        Live, this is for backfills only (about 5,000 calls): a window whose sessions reach the
-        latest completed one is left to the daily snapshot (``fetch_breadth``).
+        Live, this is for backfills (about 5,100 calls, one per stock): a window is fetched when
+        all its sessions precede the last closed one, even while a session is in progress; a
+        window reaching the last closed session is left to the daily snapshot
+        (``fetch_breadth``), since per-stock sources publish a day's bars hours after the close.
         """
         if not self.is_live:
             batch = self._replay_table(STOCK_BARS_FILE, *window.fetch_range(self.lookback_days))
@@ -189,20 +251,21 @@ class MarketSource(ConfigurableResource):
                 sink(codes, frame)
             return len(codes)
         start, end = window.owned_sessions
-        latest = latest_completed_session("cn", now or datetime.now(UTC))
+        latest = last_closed_session("cn", now or datetime.now(UTC))
         if latest is None or latest < end:
             log.info(
-                "cn_stock_bars: %s..%s reaches today; breadth comes from the snapshot", start, end
+                "cn_stock_bars: %s..%s reaches the last closed session (%s); its breadth comes "
+                "from the snapshot",
+                start,
+                end,
+                latest,
             )
             return 0
         throttle = self.throttle()
         codes = akshare_breadth.fetch_stock_codes(throttle)
 
         def save(code: str, bars: pd.DataFrame) -> None:
-            sink(
-                [code],
-                stamp(bars.assign(stock_code=code), f"{akshare_breadth.FEED}:stock_zh_a_hist"),
-            )
+            sink([code], bars.assign(stock_code=code))
 
         return akshare_breadth.fetch_universe_history(
             codes, start, end, throttle, already_done, save, log
@@ -228,21 +291,24 @@ class MarketSource(ConfigurableResource):
         path = replay.replay_path(self.data_dir(), table.name)
         if not path.exists():
             get_dagster_logger().warning("unavailable: %s: no %s file", table.name, self.mode)
-            empty = pd.DataFrame(columns=["session_date", *table.columns[1:]])
-            return FeedBatch(stamp(empty, self.mode), [f"{table.name}: no {self.mode} file"])
+            return FeedBatch(empty_frame(table.raw_table), [f"{table.name}: no {self.mode} file"])
         frame = replay.read_csv(path, table.columns, self.mode, table.name)
         frame["session_date"] = pd.to_datetime(frame.pop("date"), format="ISO8601").dt.date
         frame = frame[(frame["session_date"] >= start) & (frame["session_date"] < end)]
         return FeedBatch(stamp(frame, self.mode))
 
     @staticmethod
-    def _batch(frames: list[pd.DataFrame], unavailable: list[str], columns: list[str]) -> FeedBatch:
+    def _batch(frames: list[pd.DataFrame], unavailable: list[str], table_name: str) -> FeedBatch:
+        """The frames' rows in the raw table's columns; none is the table's typed empty frame."""
         log = get_dagster_logger()
         for message in unavailable:
             log.warning("unavailable: %s", message)
         rows = [frame for frame in frames if not frame.empty]
-        combined = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
-        return FeedBatch(combined, unavailable)
+        empty = empty_frame(table_name)
+        if not rows:
+            return FeedBatch(empty, unavailable)
+        combined = pd.concat(rows, ignore_index=True).reindex(columns=empty.columns)
+        return FeedBatch(combined.astype(empty.dtypes.to_dict()), unavailable)
 
 
 def stamp(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -252,18 +318,42 @@ def stamp(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     )
 
 
-def latest_completed_session(market: str, now: datetime) -> date | None:
-    """The market's last session that has closed by ``now``, if no later session has begun."""
-    calendar_name = markets()[market].calendar
+def _recent_sessions(market: str, now: datetime) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The market's sessions around ``now`` and ``now`` as a naive UTC timestamp."""
     window = calendars.sessions(
-        calendar_name, (now - timedelta(days=15)).date(), now.date() + timedelta(days=2)
+        markets()[market].calendar,
+        (now - timedelta(days=15)).date(),
+        now.date() + timedelta(days=2),
     )
-    now_utc = pd.Timestamp(now).tz_convert("UTC").tz_localize(None)
+    return window, pd.Timestamp(now).tz_convert("UTC").tz_localize(None)
+
+
+def last_closed_session(market: str, now: datetime) -> date | None:
+    """The market's last session that has closed by ``now``, whether or not another has begun:
+    every session up to it is in the past, and can be fetched as history."""
+    window, now_utc = _recent_sessions(market, now)
+    closed = window[window["close_utc"] <= now_utc]
+    return None if closed.empty else closed["session_date"].iloc[-1]
+
+
+def latest_completed_session(market: str, now: datetime) -> date | None:
+    """The market's last session that has closed by ``now``, if no later session has begun:
+    the session an undated snapshot taken now describes."""
+    window, now_utc = _recent_sessions(market, now)
     closed = window[window["close_utc"] <= now_utc]
     begun = window[window["open_utc"] - PRE_OPEN <= now_utc]
     if closed.empty or len(begun) > len(closed):
         return None
     return closed["session_date"].iloc[-1]
+
+
+def closed_sessions(market: str, start: date, end: date, now: datetime) -> list[date]:
+    """The market's sessions in ``[start, end)`` that have closed by ``now``."""
+    if start >= end:
+        return []
+    window = calendars.sessions(markets()[market].calendar, start, end)
+    now_utc = pd.Timestamp(now).tz_convert("UTC").tz_localize(None)
+    return list(window.loc[window["close_utc"] <= now_utc, "session_date"])
 
 
 class ReportPublisher(ConfigurableResource):
@@ -310,3 +400,46 @@ class DbtCoreResource(DbtCliResource):
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
         return None
+
+
+class ReportDelivery(ConfigurableResource):
+    """Who receives the published report, and the alert of a blocked date (docs/delivery.md).
+
+    The URLs are Apprise URLs and secrets: delivery hands them to Apprise and shows, logs and
+    stores only Apprise's privacy form of each. No ``notify_urls``: nothing is delivered.
+    """
+
+    notify_urls: str = Field(
+        default="",
+        description="comma-separated Apprise URLs of the readers (MARKET_INTEL_NOTIFY_URLS)",
+    )
+    alert_urls: str = Field(
+        default="",
+        description="comma-separated Apprise URLs told of a blocked date (MARKET_INTEL_ALERT_URLS)",
+    )
+    reports_base_url: str = Field(
+        default="",
+        description="where reports are served: chat notes link <base>/<date>.html, else the "
+        "file's path (MARKET_INTEL_REPORTS_BASE_URL)",
+    )
+    force: str = Field(
+        default="false",
+        description="true: deliver dates already delivered again (MARKET_INTEL_NOTIFY_FORCE)",
+    )
+    backfill: str = Field(
+        default="latest",
+        description="which published dates of a range run are delivered: latest, all or none "
+        "(MARKET_INTEL_NOTIFY_BACKFILL)",
+    )
+    retries: int = Field(
+        default=3, description="retries of a failed send, per target (MARKET_INTEL_NOTIFY_RETRIES)"
+    )
+    retry_seconds: int = Field(
+        default=5,
+        description="wait before the first retry, doubled before each next one "
+        "(MARKET_INTEL_NOTIFY_RETRY_SECONDS)",
+    )
+
+    @property
+    def forced(self) -> bool:
+        return self.force.strip().lower() in ("1", "true", "yes")

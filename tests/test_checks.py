@@ -34,6 +34,8 @@ ALL_CHECKS = suites.all_checks()
 CHECK_NAMES = {
     "freshness",
     "market_session",
+    "provisional_session",
+    "calendar_end",
     "unavailable_instruments",
     "feeds_present",
     "bars_suite",
@@ -191,7 +193,8 @@ class World:
                 CROSS JOIN config.instruments AS instruments
             ),
             expected AS (
-                SELECT grid.*, sessions.session_date AS expected_session_date
+                SELECT grid.*, sessions.session_date AS expected_session_date,
+                    coalesce(sessions.provisional, false) AS expected_is_provisional
                 FROM grid ASOF LEFT JOIN raw.market_sessions AS sessions
                     ON sessions.market = grid.market AND grid.as_of_date >= sessions.session_date
             ),
@@ -210,6 +213,8 @@ class World:
                     WHEN session_date = as_of_date THEN 'open'
                     ELSE 'closed'
                 END AS status,
+                CASE WHEN expected_is_provisional THEN 'provisional' ELSE 'published' END
+                    AS calendar,
                 (
                     SELECT count(*) FROM raw.market_sessions AS sessions
                     WHERE sessions.market = latest.market
@@ -465,6 +470,27 @@ def test_a_crypto_bar_on_saturday_is_on_the_24_7_calendar(world: World) -> None:
     assert_passes(check("bars_on_calendar", "raw/crypto_bars").evaluate(world.conn, WINDOW))
 
 
+def provisional_from(world: World, market: str, first: date) -> None:
+    """Pretend the market's published calendar ends before ``first``: its later sessions are
+    the provisional calendar's (what assets.calendars writes past the library's end)."""
+    world.execute(
+        "UPDATE raw.market_sessions SET provisional = session_date >= ? WHERE market = ?",
+        [first, market],
+    )
+
+
+def test_a_bar_past_the_published_calendar_is_not_off_calendar(world: World) -> None:
+    """Past the published calendar's end a bar confirms a session (stg_market_sessions): the
+    provisional calendar never makes an ERROR of a session the data has."""
+    provisional_from(world, "cn", FRIDAY)
+    world.append("cn_bars", bars("cn/sh000001", [SATURDAY], [100.0]))
+    assert_passes(check("bars_on_calendar", "raw/cn_bars").evaluate(world.conn, WINDOW))
+    # before the published calendar's end, a Saturday bar is still off the calendar
+    world.append("cn_bars", bars("cn/sh000001", [date(2026, 3, 14)], [100.0]))
+    outcome = check("bars_on_calendar", "raw/cn_bars").evaluate(world.conn, WINDOW)
+    assert_fails(outcome, ERROR, "cn/sh000001 2026-03-14 on_calendar=False")
+
+
 # --- other raw feeds ---------------------------------------------------------------------------
 
 
@@ -677,6 +703,59 @@ def test_a_whole_market_stale_fails_market_session(world: World) -> None:
     assert finding.report_dates == {date(2026, 3, 22)}
     # every instrument lags, so no single one "lags its market": freshness stays quiet
     assert_passes(check("freshness").evaluate(world.conn, WINDOW))
+
+
+def test_a_market_missing_a_provisional_session_is_a_warning(world: World) -> None:
+    """A session only the provisional calendar expects may be a holiday its rules do not know:
+    the market is published marked stale, with a warning, instead of blocking the report."""
+    provisional_from(world, "cn", FRIDAY)
+    world.execute("DELETE FROM raw.cn_bars WHERE session_date >= ?", [FRIDAY])
+    world.build_marts()
+    assert_passes(check("market_session").evaluate(world.conn, WINDOW))
+    outcome = check("provisional_session").evaluate(world.conn, WINDOW)
+    assert_fails(
+        outcome,
+        WARN,
+        "A-shares is stale for report 2026-03-22",
+        "the provisional calendar (past XSHG's last published session) expects session 2026-03-20",
+        "the data ends 2026-03-19",
+        "a day the provisional rules do not know",
+    )
+    [finding] = outcome.findings
+    assert (finding.market, finding.report_dates) == ("cn", {date(2026, 3, 22)})
+    verdict = gate.evaluate(world.conn, WINDOW).verdict(date(2026, 3, 22))
+    assert verdict.blocked == []
+    assert any("A-shares is stale" in line for line in verdict.warnings)
+
+
+def test_a_market_missing_a_published_session_is_not_a_provisional_warning(world: World) -> None:
+    world.execute("DELETE FROM raw.cn_bars WHERE session_date >= ?", [FRIDAY])
+    world.build_marts()
+    assert_passes(check("provisional_session").evaluate(world.conn, WINDOW))
+    assert_fails(check("market_session").evaluate(world.conn, WINDOW), ERROR, "A-shares is stale")
+
+
+def test_calendar_end_warns_60_days_before_the_last_published_session(world: World) -> None:
+    """exchange-calendars 4.13.2 publishes XSHG up to 2026-12-31: 2026-11-15 is 46 days before."""
+    outcome = check("calendar_end").evaluate(
+        world.conn, ReportWindow(date(2026, 11, 15), date(2026, 11, 17))
+    )
+    assert_fails(
+        outcome,
+        WARN,
+        "calendar XSHG (A-shares) of exchange-calendars 4.13.2 publishes sessions only up to "
+        "2026-12-31, 60 days or less after report(s) 2026-11-15..2026-11-16",
+        "pandas-market-calendars' SSE calendar",
+        "Fix: raise the exchange-calendars pin in pyproject.toml",
+    )
+    [finding] = outcome.findings
+    assert finding.report_dates == {date(2026, 11, 15), date(2026, 11, 16)}
+    # past the end it keeps warning; 60 days and one before the end it is quiet
+    past = ReportWindow(date(2027, 1, 6), date(2027, 1, 7))
+    assert_fails(check("calendar_end").evaluate(world.conn, past), WARN, "XSHG")
+    quiet = ReportWindow(date(2026, 10, 31), date(2026, 11, 1))
+    assert_passes(check("calendar_end").evaluate(world.conn, quiet))
+    assert_passes(check("calendar_end").evaluate(world.conn, WINDOW))  # 2026-03-22
 
 
 def test_a_market_closed_for_the_weekend_is_not_stale(world: World) -> None:

@@ -1,21 +1,30 @@
 """DefiLlama feed: parsers on recorded-shape bodies, and the client through a fake transport.
 
-The network is replaced at the lowest seam, the requests adapter, so the client's own code
-(status handling, retries, JSON decoding) runs for real; a guard refuses any other connection.
+The network is replaced at the lowest seam, the requests adapter (``tests/transports/http``), so
+the client's own code (status handling, retries, JSON decoding) runs for real; a guard refuses
+any other connection.
 """
 
-import io
 import json
+import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import requests
-import urllib3
 
-from assets.feeds import FeedError, SchemaDriftError, Throttle
+from assets.feeds import (
+    MAX_RETRY_AFTER,
+    FeedError,
+    RefusedError,
+    SchemaDriftError,
+    Throttle,
+    retry_after_seconds,
+)
 from assets.feeds import defillama as dl
+from tests.transports.failures import RETRY_AFTER_SECONDS, Failure
+from tests.transports.http import Answer, FakeHTTP, json_answer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "defillama"
 REFERENCE_TOTAL = (
@@ -23,6 +32,8 @@ REFERENCE_TOTAL = (
 )
 AAVE_URL = "https://api.llama.fi/protocol/aave-v3"
 LIDO_URL = "https://api.llama.fi/protocol/lido"
+EIGEN_URL = "https://api.llama.fi/protocol/eigenlayer"
+UNISWAP_URL = "https://api.llama.fi/protocol/uniswap-v3"
 USDT_URL = f"{dl.STABLECOIN_CHART_URL}?stablecoin=1"
 USDC_URL = f"{dl.STABLECOIN_CHART_URL}?stablecoin=2"
 
@@ -35,44 +46,12 @@ def utc_seconds(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
-def ok(body) -> tuple[int, bytes, dict]:
-    return 200, json.dumps(body).encode(), {"Content-Type": "application/json"}
+def ok(body) -> Answer:
+    return json_answer(body)
 
 
-def status(code: int, headers: dict | None = None, body: bytes = b"") -> tuple[int, bytes, dict]:
-    return code, body, headers or {}
-
-
-class FakeTransport(requests.adapters.HTTPAdapter):
-    """Scripted answers per URL (the last step repeats), built into responses by requests."""
-
-    def __init__(self, routes: dict, throttle: "CountingThrottle | None" = None):
-        super().__init__()
-        self.routes = {url: list(steps) for url, steps in routes.items()}
-        self.throttle = throttle
-        self.sent: list[requests.PreparedRequest] = []
-        self.timeouts: list = []
-        self.waits_seen: list[int] = []
-
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
-        self.sent.append(request)
-        self.timeouts.append(timeout)
-        if self.throttle is not None:
-            self.waits_seen.append(self.throttle.waits)
-        steps = self.routes.get(request.url)
-        assert steps, f"unexpected request {request.url}"
-        step = steps.pop(0) if len(steps) > 1 else steps[0]
-        if isinstance(step, BaseException):
-            raise step
-        code, body, headers = step
-        raw = urllib3.HTTPResponse(
-            body=io.BytesIO(body), status=code, headers=headers, preload_content=False
-        )
-        return self.build_response(request, raw)
-
-    @property
-    def urls(self) -> list[str]:
-        return [request.url for request in self.sent]
+def status(code: int, headers: dict | None = None, body: bytes = b"") -> Answer:
+    return Answer(code, body, headers or {})
 
 
 class CountingThrottle(Throttle):
@@ -90,7 +69,7 @@ class CountingThrottle(Throttle):
 
 @pytest.fixture(autouse=True)
 def only_scripted_requests(monkeypatch):
-    """A request not answered by a FakeTransport fails here (conftest also refuses sockets)."""
+    """A request not answered by a FakeHTTP fails here (conftest also refuses sockets)."""
 
     def refuse(*args, **kwargs):
         raise AssertionError("test tried to reach the network")
@@ -104,10 +83,27 @@ def throttle() -> CountingThrottle:
 
 
 def client(routes: dict, throttle: CountingThrottle | None = None):
-    fake = FakeTransport(routes, throttle)
+    """A feed session answered by a FakeHTTP; ``fake.waits_seen`` is the throttle's wait count
+    at each request (a wait must come before every request)."""
+    fake = FakeHTTP(routes)
+    fake.waits_seen = []
+    if throttle is not None:
+        fake.on_send = lambda request: fake.waits_seen.append(throttle.waits)
     session = dl.new_session()
     session.mount("https://", fake)
     return session, fake
+
+
+def protocol_item(name: str, category: str, tvl: float, **extra) -> dict:
+    """A ``/protocols`` item in DefiLlama's layout: Aave V3's, renamed."""
+    slug = name.lower().replace(" ", "-")
+    item = dict(load("protocols.json")[1], name=name, slug=slug, category=category, tvl=tvl)
+    return {**item, **extra}
+
+
+def history_of(name: str, category: str) -> dict:
+    """A ``/protocol/{slug}`` body in DefiLlama's layout: Aave V3's history, renamed."""
+    return dict(load("protocol_aave-v3.json"), name=name, category=category)
 
 
 # --- parsers -----------------------------------------------------------------------------
@@ -133,17 +129,24 @@ def test_parse_protocols_null_tvl_is_no_data():
     assert "Anchor" not in set(frame["protocol"]) and len(frame) == len(body) - 1
 
 
-def test_parse_protocols_missing_category_is_schema_drift_naming_the_protocol():
+def test_parse_protocols_missing_category_skips_it_with_a_warning_naming_it(caplog):
     body = load("protocols.json")
     del body[1]["category"]
 
-    with pytest.raises(SchemaDriftError) as caught:
-        dl.parse_protocols(body, date(2026, 3, 22))
+    frame = dl.parse_protocols(body, date(2026, 3, 22))
 
-    message = str(caught.value)
-    assert message.startswith("[defillama] Aave V3: schema drift")
+    assert "Aave V3" not in set(frame["protocol"]) and len(frame) == len(body) - 1
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "[defillama] Aave V3: schema drift" in message
     assert "expected columns ['category', 'name', 'slug', 'tvl']" in message
     assert "'category'" not in message.split("found")[1]
+
+
+def test_parse_protocols_every_item_drifted_is_schema_drift():
+    body = [{k: v for k, v in item.items() if k != "category"} for item in load("protocols.json")]
+
+    with pytest.raises(SchemaDriftError, match=r"\[defillama\] Binance CEX: schema drift"):
+        dl.parse_protocols(body, date(2026, 3, 22))
 
 
 def test_parse_protocols_error_object_instead_of_list_is_schema_drift():
@@ -512,30 +515,27 @@ def test_server_error_exhausting_retries_is_a_feed_error_with_the_url(throttle):
 
 
 def test_not_found_is_a_feed_error_with_url_and_status_without_retrying(throttle):
-    routes = {
-        dl.PROTOCOLS_URL: [ok(load("protocols.json"))],
-        AAVE_URL: [status(404, body=b'{"message":"Protocol not found"}')],
-    }
+    routes = {AAVE_URL: [status(404, body=b'{"message":"Protocol not found"}')]}
     session, fake = client(routes)
 
     with pytest.raises(FeedError, match=rf"\[defillama\] Aave V3: HTTP 404 from {AAVE_URL}"):
-        dl.fetch_protocol_tvl(date(2026, 3, 18), date(2026, 3, 22), throttle, session=session)
+        dl.get_json(session, AAVE_URL, "Aave V3", throttle)
 
-    assert fake.urls == [dl.PROTOCOLS_URL, AAVE_URL] and throttle.sleeps == []
+    assert fake.urls == [AAVE_URL] and throttle.sleeps == []
 
 
 def test_answer_that_is_not_json_is_a_feed_error(throttle):
-    session, _ = client({dl.PROTOCOLS_URL: [status(200, body=b"<html>maintenance</html>")]})
+    session, fake = client({dl.PROTOCOLS_URL: [status(200, body=b"<html>maintenance</html>")]})
 
     with pytest.raises(FeedError, match=rf"answer from {dl.PROTOCOLS_URL} is not JSON"):
         dl.get_json(session, dl.PROTOCOLS_URL, "protocols", throttle)
 
+    assert len(fake.sent) == 4  # a maintenance page may go away: retried first
+
 
 def test_without_a_session_the_feed_makes_its_own(monkeypatch, throttle):
-    fake = FakeTransport({dl.STABLECOIN_CHART_URL: [ok(load("stablecoincharts_all.json"))]})
-    monkeypatch.setattr(
-        requests.adapters.HTTPAdapter, "send", lambda self, request, **kw: fake.send(request, **kw)
-    )
+    fake = FakeHTTP({dl.STABLECOIN_CHART_URL: [ok(load("stablecoincharts_all.json"))]})
+    fake.install(monkeypatch)
 
     frame = dl.fetch_stablecoin_supply([], date(2026, 3, 20), date(2026, 3, 21), throttle)
 
@@ -549,7 +549,7 @@ def test_without_a_session_the_feed_makes_its_own(monkeypatch, throttle):
         ("12", 12.0),
         ("Sun, 22 Mar 2026 12:00:30 GMT", 30.0),
         ("Sun, 22 Mar 2026 11:59:00 GMT", 0.0),
-        ("86400", dl.MAX_RETRY_AFTER),
+        ("86400", MAX_RETRY_AFTER),
         ("soon", 0.0),
         (None, 0.0),
     ],
@@ -557,4 +557,217 @@ def test_without_a_session_the_feed_makes_its_own(monkeypatch, throttle):
 def test_retry_after_header_forms(value, seconds):
     now = datetime(2026, 3, 22, 12, 0, 0, tzinfo=UTC)
 
-    assert dl.retry_after_seconds(value, now=now) == seconds
+    assert retry_after_seconds(value, now=now) == seconds
+
+
+# --- what enters the category sums -----------------------------------------------------------
+
+DOUBLE_COUNTED_ENTRIES = [
+    protocol_item("Hyperliquid L1", "Chain", 9.1e10),
+    protocol_item("ether.fi Stake", "Liquid Restaking", 8.2e10),
+    protocol_item("Yearn Finance", "Yield Aggregator", 7.3e10, doublecounted=True),
+]
+
+
+def test_chain_liquid_restaking_and_double_counted_entries_never_enter_the_top_n(throttle):
+    listing = load("protocols.json") + DOUBLE_COUNTED_ENTRIES
+    routes = {
+        dl.PROTOCOLS_URL: [ok(listing)],
+        AAVE_URL: [ok(load("protocol_aave-v3.json"))],
+        LIDO_URL: [ok(load("protocol_lido.json"))],
+    }
+    session, fake = client(routes)
+
+    frame = dl.fetch_protocol_tvl(date(2026, 3, 18), date(2026, 3, 22), throttle, 2, session)
+
+    # Larger than Aave V3, all three are left out: the top 2 are still Aave V3 and Lido.
+    assert fake.urls == [dl.PROTOCOLS_URL, AAVE_URL, LIDO_URL]
+    assert set(frame["category"]) == {"Lending", "Liquid Staking"}
+    ranked, _ = dl._protocol_listing(listing)
+    assert dl.ranked_protocols(ranked)["protocol"].tolist() == [
+        "Aave V3",
+        "Lido",
+        "EigenLayer",
+        "Uniswap V3",
+        "Anchor",
+    ]
+
+
+def test_excluded_categories_are_configurable_and_double_counted_flags_always_apply(throttle):
+    listing = load("protocols.json") + DOUBLE_COUNTED_ENTRIES
+    chain_url = "https://api.llama.fi/protocol/hyperliquid-l1"
+    routes = {
+        dl.PROTOCOLS_URL: [ok(listing)],
+        chain_url: [ok(history_of("Hyperliquid L1", "Chain"))],
+        "https://api.llama.fi/protocol/ether.fi-stake": [
+            ok(history_of("ether.fi Stake", "Liquid Restaking"))
+        ],
+    }
+    session, fake = client(routes)
+
+    frame = dl.fetch_protocol_tvl(
+        date(2026, 3, 18), date(2026, 3, 22), throttle, 2, session, excluded_categories={"CEX"}
+    )
+
+    assert fake.urls[1:] == [chain_url, "https://api.llama.fi/protocol/ether.fi-stake"]
+    assert set(frame["category"]) == {"Chain", "Liquid Restaking"}
+
+
+# --- one bad item is skipped, named --------------------------------------------------------
+
+
+def top_two(aave: Answer, lido: Answer) -> dict:
+    return {dl.PROTOCOLS_URL: [ok(load("protocols.json"))], AAVE_URL: [aave], LIDO_URL: [lido]}
+
+
+def warnings(caplog) -> str:
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+
+
+def test_protocol_history_missing_a_key_is_skipped_and_named(throttle, caplog):
+    aave = load("protocol_aave-v3.json")
+    del aave["category"]
+    session, _ = client(top_two(ok(aave), ok(load("protocol_lido.json"))))
+
+    frame = dl.fetch_protocol_tvl(date(2026, 3, 18), date(2026, 3, 22), throttle, 2, session)
+
+    assert set(frame["protocol"]) == {"Lido"} and len(frame) == 3
+    (note,) = frame.attrs["unavailable"]
+    assert "[defillama] Aave V3: schema drift" in note and "'category'" in note
+    assert "Aave V3: schema drift" in warnings(caplog)
+
+
+def test_protocol_not_found_is_skipped_and_named(throttle):
+    missing = status(404, body=b'{"message":"Protocol not found"}')
+    session, fake = client(top_two(missing, ok(load("protocol_lido.json"))))
+
+    frame = dl.fetch_protocol_tvl(date(2026, 3, 18), date(2026, 3, 22), throttle, 2, session)
+
+    assert set(frame["protocol"]) == {"Lido"}
+    body = '\'{"message":"Protocol not found"}\''
+    assert frame.attrs["unavailable"] == [
+        f"skipped [defillama] Aave V3: HTTP 404 from {AAVE_URL}: {body}"
+    ]
+    assert fake.urls == [dl.PROTOCOLS_URL, AAVE_URL, LIDO_URL] and throttle.sleeps == []
+
+
+def test_protocol_with_an_empty_tvl_list_is_no_data_named(throttle, caplog):
+    lido = dict(load("protocol_lido.json"), tvl=[])
+    session, _ = client(top_two(ok(load("protocol_aave-v3.json")), ok(lido)))
+
+    frame = dl.fetch_protocol_tvl(date(2026, 3, 18), date(2026, 3, 22), throttle, 2, session)
+
+    assert set(frame["protocol"]) == {"Aave V3"}
+    assert frame.attrs["unavailable"] == ["Lido: no TVL points (tvl: [])"]
+    assert "Lido: DefiLlama has no TVL points for it (tvl: [])" in warnings(caplog)
+
+
+def test_protocols_without_points_in_the_window_are_listed(throttle):
+    session, _ = client(top_two(ok(load("protocol_aave-v3.json")), ok(load("protocol_lido.json"))))
+
+    frame = dl.fetch_protocol_tvl(date(2025, 1, 1), date(2025, 2, 1), throttle, 2, session)
+
+    assert frame.empty and list(frame.columns) == dl.PROTOCOL_FRAME_COLUMNS
+    assert frame.attrs["unavailable"] == [
+        "Aave V3: no TVL points from 2025-01-01 to 2025-02-01 (end excluded)",
+        "Lido: no TVL points from 2025-01-01 to 2025-02-01 (end excluded)",
+    ]
+
+
+def test_what_is_unavailable_survives_the_rename_the_raw_asset_does(throttle):
+    lido = dict(load("protocol_lido.json"), tvl=[])
+    session, _ = client(top_two(ok(load("protocol_aave-v3.json")), ok(lido)))
+
+    frame = dl.fetch_protocol_tvl(date(2026, 3, 18), date(2026, 3, 22), throttle, 2, session)
+
+    renamed = frame.rename(columns={"date": "session_date"})
+    assert renamed.attrs["unavailable"] == ["Lido: no TVL points (tvl: [])"]
+
+
+def test_refusal_of_a_protocol_history_fails_the_call_at_once(throttle):
+    refused = status(451, body=b"<html>Unavailable For Legal Reasons</html>")
+    session, fake = client(top_two(ok(load("protocol_aave-v3.json")), refused))
+
+    with pytest.raises(RefusedError, match=rf"\[defillama\] Lido: HTTP 451 from {LIDO_URL}"):
+        dl.fetch_protocol_tvl(date(2026, 3, 18), date(2026, 3, 22), throttle, 2, session)
+
+    assert fake.urls == [dl.PROTOCOLS_URL, AAVE_URL, LIDO_URL] and throttle.sleeps == []
+
+
+def test_histories_failing_in_a_row_fail_the_call_without_asking_the_rest(throttle):
+    routes = {
+        dl.PROTOCOLS_URL: [ok(load("protocols.json"))],
+        **{url: [status(502)] for url in (AAVE_URL, LIDO_URL, EIGEN_URL, UNISWAP_URL)},
+    }
+    session, fake = client(routes)
+
+    with pytest.raises(FeedError, match="3 protocol histories failed in a row"):
+        dl.fetch_protocol_tvl(date(2026, 3, 18), date(2026, 3, 22), throttle, 4, session)
+
+    assert UNISWAP_URL not in fake.urls and len(fake.sent) == 1 + 3 * 4
+
+
+def test_every_protocol_failing_fails_the_call(throttle):
+    missing = status(404, body=b"{}")
+    session, _ = client(top_two(missing, missing))
+
+    with pytest.raises(FeedError, match="every one of the top 2 protocols failed"):
+        dl.fetch_protocol_tvl(date(2026, 3, 18), date(2026, 3, 22), throttle, 2, session)
+
+
+def test_stablecoin_list_item_missing_a_key_or_with_a_bad_id_is_skipped(caplog):
+    body = load("stablecoins.json")
+    body["peggedAssets"] += [{"name": "Broken", "symbol": "BRK"}, {"id": "x", "symbol": "BAD"}]
+
+    ids = dl.parse_stablecoin_list(body)
+
+    assert ids == {"USDT": 1, "USDC": 2, "DAI": 5, "USDe": 146, "EURC": 50}
+    assert "BRK: schema drift" in warnings(caplog)
+    assert "BAD: stablecoin id 'x' is not a number" in warnings(caplog)
+
+
+# --- every failure kind ----------------------------------------------------------------------
+
+RETRIED = {
+    Failure.TIMEOUT: [2.0],
+    Failure.RESET: [2.0],
+    Failure.RATE_LIMITED: [2.0],
+    Failure.RATE_LIMITED_RETRY_AFTER: [float(RETRY_AFTER_SECONDS)],
+    Failure.SERVER_ERROR: [2.0],
+    Failure.HTML: [2.0],
+    Failure.TRUNCATED: [2.0],
+    Failure.GARBLED: [2.0],
+}
+REFUSED = {Failure.REFUSED_451: 451, Failure.REFUSED_403: 403}
+
+
+@pytest.mark.parametrize("failure", list(RETRIED), ids=str)
+def test_transient_failure_kind_is_retried(throttle, failure):
+    body = load("stablecoins.json")
+    session, fake = client({dl.STABLECOINS_URL: [failure, ok(body)]})
+
+    assert dl.get_json(session, dl.STABLECOINS_URL, "stablecoins", throttle) == body
+    assert len(fake.sent) == 2 and throttle.sleeps == RETRIED[failure]
+
+
+@pytest.mark.parametrize("failure", list(RETRIED), ids=str)
+def test_transient_failure_kind_that_persists_is_a_clear_error(throttle, failure):
+    session, fake = client({dl.STABLECOINS_URL: [failure, failure, failure, failure, ok({})]})
+
+    with pytest.raises(FeedError, match=r"^\[defillama\] stablecoins: gave up after 4 attempts"):
+        dl.get_json(session, dl.STABLECOINS_URL, "stablecoins", throttle)
+
+    assert len(fake.sent) == 4
+
+
+@pytest.mark.parametrize("failure", list(REFUSED), ids=str)
+def test_refusal_kind_is_a_clear_error_at_once(throttle, failure):
+    session, fake = client({dl.STABLECOINS_URL: [failure, ok({})]})
+
+    with pytest.raises(RefusedError) as caught:
+        dl.get_json(session, dl.STABLECOINS_URL, "stablecoins", throttle)
+
+    message = str(caught.value)
+    assert message.startswith(f"[defillama] stablecoins: HTTP {REFUSED[failure]} from ")
+    assert dl.STABLECOINS_URL in message and "refuses this address" in message
+    assert len(fake.sent) == 1 and throttle.sleeps == []

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import pandas as pd
@@ -38,7 +39,37 @@ class SchemaDriftError(FeedError):
 
 
 class RetryableError(RuntimeError):
-    """A failure worth another try: a timeout, HTTP 429 or 5xx."""
+    """A failure worth another try: a timeout, HTTP 429 or 5xx. ``retry_after`` is the wait in
+    seconds the server asked for (``Retry-After``), 0 when it named none."""
+
+    def __init__(self, message: str, retry_after: float = 0.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RefusedError(FeedError):
+    """The source refused to serve this client (HTTP 403/451: a region or address block):
+    retrying cannot help, so it is raised at once."""
+
+
+MAX_RETRY_AFTER = 300.0  # a longer Retry-After is capped: the run should fail, not hang
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or HTTP date), 0 when absent."""
+    if not value:
+        return 0.0
+    if value.strip().isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return 0.0
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def require_columns(
@@ -78,7 +109,8 @@ def with_retries(
     retry_on: tuple[type[BaseException], ...] = (RetryableError, TimeoutError, ConnectionError),
     sleep: Callable[[float], None] | None = None,
 ) -> T:
-    """Call ``call``, retrying transient failures with exponential backoff (2 s, 4 s, 8 s...)."""
+    """Call ``call``, retrying transient failures with exponential backoff (2 s, 4 s, 8 s...),
+    each wait stretched to the server's ``Retry-After`` when the error carries one."""
     for attempt in range(1, attempts + 1):
         try:
             return call()
@@ -87,7 +119,7 @@ def with_retries(
                 raise FeedError(
                     feed, instrument, f"gave up after {attempts} attempts: {error}"
                 ) from error
-            delay = base_delay * 2 ** (attempt - 1)
+            delay = max(base_delay * 2 ** (attempt - 1), getattr(error, "retry_after", 0.0))
             log.warning(
                 "[%s] %s: %s; retry %d/%d in %.0fs",
                 feed,

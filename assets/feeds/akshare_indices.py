@@ -1,10 +1,10 @@
 """Hong Kong and A-share index bars through akshare: Sina first, Eastmoney as the fallback.
 
-Sina answers an index's whole history in one request, and it is not the host the A-share breadth
-backfill (``akshare_breadth``) hammers, so an Eastmoney ban during a backfill leaves the indices
-up. Eastmoney answers JSON: Hong Kong after a lookup of the index's internal market number, the
-A-share indices for the requested range only. docs/feeds-akshare.md has the depth, units and
-failure behaviour; ``call_with_retries`` and ``first_answer`` are shared with the breadth feed.
+Sina answers an index's whole history in one request; Eastmoney, which bans quick callers,
+answers JSON: Hong Kong after a lookup of the index's internal market number, the A-share
+indices for the requested range only. ``call_with_retries`` (throttle, retries of transient
+failures, one clear error for the rest) and ``first_answer`` (a chain of sources) are shared
+with the breadth feeds. docs/feeds-akshare.md has the depth, units and failure behaviour.
 """
 
 import logging
@@ -108,48 +108,107 @@ def in_range(frame: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
     return frame[(dates >= start) & (dates < end)].reset_index(drop=True)
 
 
+RETRY_AFTER_CAP = 120.0  # seconds; a longer Retry-After is a ban, better met by the fallback
+REFUSED = {403: "forbidden", 451: "refused for legal reasons, e.g. this region"}
+# What akshare raises when a body is not what its parser expects: an HTML page where JSON was
+# expected, a changed layout, an empty or partial answer.
+BAD_BODY = (ValueError, KeyError, TypeError, IndexError, AttributeError)
+
+
+def http_status(error: BaseException) -> int | None:
+    """The HTTP status behind a ``requests.HTTPError``, if any."""
+    response = getattr(error, "response", None)
+    return None if response is None else response.status_code
+
+
 def is_transient(error: BaseException) -> bool:
-    """Whether another try may help: timeouts, dropped connections, HTTP 429 and 5xx."""
-    if isinstance(error, requests.HTTPError) and error.response is not None:
-        status = error.response.status_code
-        return status == 429 or status >= 500
+    """Whether another try may help: timeouts, dropped or truncated connections, 429 and 5xx."""
+    if isinstance(error, requests.HTTPError):
+        status = http_status(error)
+        return status is not None and (status == 429 or status >= 500)
     return isinstance(
-        error, (requests.Timeout, requests.ConnectionError, TimeoutError, ConnectionError)
+        error,
+        (
+            requests.Timeout,
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            TimeoutError,
+            ConnectionError,
+        ),
     )
 
 
-def call_with_retries(call: Callable[[], T], *, instrument: str, throttle: Throttle) -> T:
+def retry_after(error: BaseException) -> float | None:
+    """Seconds a 429 or 503 answer asks us to wait (``Retry-After`` in seconds), capped."""
+    response = getattr(error, "response", None)
+    value = None if response is None else response.headers.get("Retry-After")
+    try:
+        return min(float(value), RETRY_AFTER_CAP) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: the exponential backoff stands in
+
+
+def describe(error: BaseException) -> str:
+    """One line for a failed call: refusals and unreadable bodies said as what they mean."""
+    status = http_status(error) if isinstance(error, requests.HTTPError) else None
+    if status in REFUSED:
+        return f"HTTP {status} ({REFUSED[status]}): {error}"
+    if isinstance(error, BAD_BODY):
+        return (
+            f"unexpected answer ({type(error).__name__}: {error}): the source changed its "
+            "format, answered an error page, or cut the body short"
+        )
+    return f"{type(error).__name__}: {error}"
+
+
+def call_with_retries(
+    call: Callable[[], T], *, instrument: str, throttle: Throttle, what: str = ""
+) -> T:
     """Run one akshare call after ``throttle.wait()``, retrying transient failures.
 
-    The backoff sleeps through ``throttle.sleep`` so one injected sleep governs every wait.
+    The backoff sleeps through ``throttle.sleep`` so one injected sleep governs every wait; a
+    ``Retry-After`` is waited out on top of it. Anything else ends in a ``FeedError`` naming the
+    feed, the instrument and ``what`` was asked (a date or range), so the caller can fall back.
     """
 
     def attempt() -> T:
         throttle.wait()
         try:
             return call()
-        except Exception as error:
-            if is_transient(error):
-                raise RetryableError(f"{type(error).__name__}: {error}") from error
+        except (FeedError, RetryableError):
             raise
+        except Exception as error:  # akshare fails in any type: classify it
+            if is_transient(error):
+                wait = retry_after(error)
+                if wait:
+                    throttle.sleep(wait)
+                raise RetryableError(f"{what or 'call'}: {describe(error)}") from error
+            raise FeedError(FEED, instrument, f"{what or 'call'}: {describe(error)}") from error
 
     return with_retries(attempt, feed=FEED, instrument=instrument, sleep=throttle.sleep)
 
 
 def first_answer(
-    attempts: Sequence[Attempt], *, instrument: str, what: str
+    attempts: Sequence[Attempt],
+    *,
+    instrument: str,
+    what: str,
+    fatal: tuple[type[BaseException], ...] = (),
 ) -> tuple[str, bool, pd.DataFrame]:
     """Ask sources in order until one answers fully: ``(function, is_fallback, frame)``.
 
     Each attempt returns its parsed frame and whether that frame fully answers the question.
     Without a full answer, the partial answer with the most rows wins (the earlier source on
     ties), so an empty range stays "no data"; only when every source raised is it an error.
+    An error of a ``fatal`` type is raised at once instead of asking the next source.
     """
     partial_answers: list[tuple[str, bool, pd.DataFrame]] = []
     reasons: list[str] = []
     for position, (function, fetch) in enumerate(attempts):
         try:
             frame, complete = fetch()
+        except fatal:
+            raise
         except Exception as error:  # noqa: BLE001 - akshare fails in any type; ask the next source
             log.warning("[%s] %s: %s failed: %s", FEED, instrument, function, error)
             reasons.append(f"{function}: {error}")
@@ -178,6 +237,7 @@ def _fetch(
         lambda: getattr(ak, source.function)(**kwargs),
         instrument=instrument.instrument_id,
         throttle=throttle,
+        what=f"{source.function} {start}..{end}",
     )
     history = source.parse(raw, instrument.instrument_id)
     bars = in_range(history, start, end)

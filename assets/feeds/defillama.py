@@ -10,17 +10,24 @@ hourly one) the latest wins. See docs/feeds-defillama.md for history depth and f
 """
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
 import requests
 
-from assets.feeds import FeedError, RetryableError, SchemaDriftError, Throttle, with_retries
+from assets.feeds import (
+    FeedError,
+    RefusedError,
+    RetryableError,
+    SchemaDriftError,
+    Throttle,
+    retry_after_seconds,
+    with_retries,
+)
 
 log = logging.getLogger("market_intel.feeds.defillama")
 
@@ -38,13 +45,21 @@ STABLECOIN_CHART_URL = "https://stablecoins.llama.fi/stablecoincharts/all"
 
 TOTAL = "TOTAL"
 DEFAULT_STABLECOINS = ("USDT", "USDC")
-# Exchange reserves are not DeFi TVL (DefiLlama's own DeFi total leaves them out), and the few
-# largest CEXes would otherwise crowd protocols out of the top N.
-EXCLUDED_CATEGORIES = frozenset({"CEX"})
+# Categories left out at ingestion, so they never enter the top N or a category sum:
+# - CEX: exchange reserves are not DeFi TVL (DefiLlama's DeFi total leaves them out), and the few
+#   largest CEXes would otherwise crowd protocols out of the top N;
+# - Chain: a chain's own TVL is the sum of the protocols on it, counted again;
+# - Liquid Restaking: deposits passed on to restaking protocols (EigenLayer...), whose TVL
+#   already holds them.
+# Protocols DefiLlama flags ``doublecounted`` (deposits placed in other listed protocols; its site
+# leaves them out of its default totals) are left out too.
+EXCLUDED_CATEGORIES = frozenset({"CEX", "Chain", "Liquid Restaking"})
+DOUBLE_COUNTED_FLAG = "doublecounted"
+MAX_FAILURES_IN_A_ROW = 3  # protocol histories failing one after another: the source is down
 
 USER_AGENT = f"market-intel/0.1 ({FEED} feed; python-requests/{requests.__version__})"
 TIMEOUT = (10.0, 60.0)  # connect, read: /protocols and big protocol histories are megabytes
-MAX_RETRY_AFTER = 300.0  # a longer Retry-After is capped: the run should fail, not hang
+REFUSED = frozenset({403, 451})  # an address or region block: retrying cannot help
 
 PROTOCOL_KEYS = ("name", "slug", "category", "tvl")
 HISTORY_KEYS = ("name", "category", "tvl")
@@ -72,35 +87,17 @@ def _client(session: requests.Session | None) -> Iterator[requests.Session]:
         yield owned
 
 
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or HTTP date), 0 when absent."""
-    if not value:
-        return 0.0
-    if value.strip().isdigit():
-        seconds = float(value)
-    else:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return 0.0
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
 def get_json(session: requests.Session, url: str, entity: str, throttle: Throttle) -> Any:
-    """GET ``url`` as JSON, paced by ``throttle`` and retried on timeouts, 429 and 5xx.
+    """GET ``url`` as JSON, paced by ``throttle`` and retried when the failure is transient.
 
-    Backoff is ``with_retries``' exponential one, stretched to the server's ``Retry-After``
-    when it sends one; every wait goes through ``throttle.sleep`` so one clock governs pacing.
-    Other 4xx and non-JSON answers raise ``FeedError`` at once: retrying cannot fix them.
+    Retried: timeouts, dropped connections, bodies cut off in transfer, HTTP 429 and 5xx, and
+    answers that are not JSON (a maintenance or proxy page, a cut body), with ``with_retries``'
+    exponential backoff stretched to the server's ``Retry-After``; every wait goes through
+    ``throttle.sleep`` so one clock governs pacing. HTTP 403/451 raise ``RefusedError`` and
+    other 4xx ``FeedError`` at once: retrying cannot fix them.
     """
-    retry_after = 0.0
 
     def call() -> Any:
-        nonlocal retry_after
-        retry_after = 0.0
         throttle.wait()
         try:
             response = session.get(url, timeout=TIMEOUT)
@@ -108,23 +105,32 @@ def get_json(session: requests.Session, url: str, entity: str, throttle: Throttl
             requests.Timeout,
             requests.ConnectionError,
             requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
         ) as error:
             raise RetryableError(f"{type(error).__name__} from {url}: {error}") from error
         status = response.status_code
         if status == 429 or status >= 500:
-            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            raise RetryableError(f"HTTP {status} from {url}")
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            raise RetryableError(f"HTTP {status} from {url}", wait)
+        if status in REFUSED:
+            raise RefusedError(FEED, entity, _refusal(status, url, response.text))
         if status >= 400:
             raise FeedError(FEED, entity, f"HTTP {status} from {url}: {response.text[:200]!r}")
         try:
             return response.json()
         except ValueError as error:
-            raise FeedError(FEED, entity, f"answer from {url} is not JSON: {error}") from error
+            raise RetryableError(
+                f"answer from {url} is not JSON ({error}): {response.text[:120]!r}"
+            ) from error
 
-    def pause(delay: float) -> None:
-        throttle.sleep(max(delay, retry_after))
+    return with_retries(call, feed=FEED, instrument=entity, sleep=throttle.sleep)
 
-    return with_retries(call, feed=FEED, instrument=entity, sleep=pause)
+
+def _refusal(status: int, url: str, body: str) -> str:
+    return (
+        f"HTTP {status} from {url}: the API refuses this address (a region or network block; "
+        f"try another network or a proxy): {body[:200]!r}"
+    )
 
 
 def _require(record: Any, expected: Iterable[str], entity: str) -> dict:
@@ -178,14 +184,34 @@ def _entity(item: Any, keys: tuple[str, ...], fallback: str) -> str:
     return fallback
 
 
-def _protocol_listing(body: Any) -> pd.DataFrame:
-    """``/protocols`` as protocol, slug, category, tvl_usd, largest TVL first (null TVL dropped)."""
+def _good_items(items: list, check: Callable[[int, Any], Any], what: str) -> tuple[list, list]:
+    """``check(position, item)`` of each item of a list answer, and a note per item it rejects
+    (``FeedError``): one bad item is skipped with a warning naming it. When every item is bad,
+    the format has changed: the first rejection is raised."""
+    good, skipped, errors = [], [], []
+    for position, item in enumerate(items):
+        try:
+            good.append(check(position, item))
+        except FeedError as error:
+            errors.append(error)
+            skipped.append(f"{what}: skipped {error}")
+            log.warning("[%s] %s: skipped %s", FEED, what, error)
+    if errors and not good:
+        raise errors[0]
+    return good, skipped
+
+
+def _listed_protocol(position: int, item: Any) -> dict:
+    return _require(item, PROTOCOL_KEYS, _entity(item, ("name", "slug"), f"protocols[{position}]"))
+
+
+def _protocol_listing(body: Any) -> tuple[pd.DataFrame, list[str]]:
+    """``/protocols`` as protocol, slug, category, tvl_usd, double_counted, largest TVL first
+    (null TVL dropped), and a note per item skipped for a missing key."""
+    columns = ["protocol", "slug", "category", "tvl_usd", "double_counted"]
     if not body:
-        return _empty(["protocol", "slug", "category", "tvl_usd"])
-    records = [
-        _require(item, PROTOCOL_KEYS, _entity(item, ("name", "slug"), f"protocols[{i}]"))
-        for i, item in enumerate(_items(body, "protocols"))
-    ]
+        return _empty(columns[:4]).assign(double_counted=pd.Series(dtype=bool)), []
+    records, skipped = _good_items(_items(body, "protocols"), _listed_protocol, "/protocols")
     listing = pd.DataFrame(
         {
             "protocol": [r["name"] for r in records],
@@ -194,11 +220,21 @@ def _protocol_listing(body: Any) -> pd.DataFrame:
             "tvl_usd": pd.to_numeric(
                 pd.Series([r["tvl"] for r in records], dtype="object"), errors="coerce"
             ),
+            "double_counted": [r.get(DOUBLE_COUNTED_FLAG) is True for r in records],
         }
     ).astype({"tvl_usd": "float64"})
     listing = listing.dropna(subset=["tvl_usd"])
     listing = listing.sort_values(["tvl_usd", "protocol"], ascending=[False, True], kind="stable")
-    return listing.reset_index(drop=True)
+    return listing[columns].reset_index(drop=True), skipped
+
+
+def ranked_protocols(
+    listing: pd.DataFrame, excluded_categories: Iterable[str] = EXCLUDED_CATEGORIES
+) -> pd.DataFrame:
+    """The listing without what would be counted twice in category sums (or is not DeFi): the
+    excluded categories and the protocols DefiLlama flags ``doublecounted``."""
+    kept = ~listing["category"].isin(set(excluded_categories)) & ~listing["double_counted"]
+    return listing[kept].reset_index(drop=True)
 
 
 def parse_protocols(body: list[dict], as_of: date) -> pd.DataFrame:
@@ -207,7 +243,7 @@ def parse_protocols(body: list[dict], as_of: date) -> pd.DataFrame:
     ``change_1d`` is deliberately not turned into a previous-day row: it is a rolling 24-hour
     change, not a UTC-day close, and the true previous day is in the protocol's history.
     """
-    listing = _protocol_listing(body)
+    listing, _ = _protocol_listing(body)
     listing.insert(0, "date", pd.Series([as_of] * len(listing), dtype="object"))
     return listing[PROTOCOL_COLUMNS]
 
@@ -252,39 +288,49 @@ def parse_stablecoin_chart(body: list[dict], symbol: str, start: date, end: date
 
 
 def parse_stablecoin_list(body: dict) -> dict[str, int]:
-    """Symbol -> DefiLlama id from ``/stablecoins``; a shared symbol goes to the largest coin."""
+    """Symbol -> DefiLlama id from ``/stablecoins``; a shared symbol goes to the largest coin.
+    An asset missing a key or with a non-numeric id is skipped with a warning naming it."""
     if not body:
         return {}
-    assets = _items(_require(body, LIST_KEYS, "stablecoins")["peggedAssets"], "stablecoins")
+    items = _items(_require(body, LIST_KEYS, "stablecoins")["peggedAssets"], "stablecoins")
+    assets, _ = _good_items(items, _listed_stablecoin, "/stablecoins")
     best: dict[str, tuple[float, int]] = {}
-    for i, asset in enumerate(assets):
-        symbol = _entity(asset, ("symbol", "name"), f"stablecoins[{i}]")
-        _require(asset, ASSET_KEYS, symbol)
-        try:
-            ident = int(asset["id"])
-        except (TypeError, ValueError) as error:
-            raise FeedError(
-                FEED, symbol, f"stablecoin id {asset['id']!r} is not a number"
-            ) from error
-        circulating = asset.get("circulating")
-        size = sum(
-            float(v)
-            for v in (circulating.values() if isinstance(circulating, dict) else [])
-            if isinstance(v, int | float)
-        )
-        if asset["symbol"] not in best or size > best[asset["symbol"]][0]:
-            best[asset["symbol"]] = (size, ident)
+    for symbol, size, ident in assets:
+        if symbol not in best or size > best[symbol][0]:
+            best[symbol] = (size, ident)
     return {symbol: ident for symbol, (_, ident) in best.items()}
 
 
-def _stamp(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
-    """Parsed frames as one raw table: plus source, is_fallback and fetched_at (naive UTC)."""
+def _listed_stablecoin(position: int, asset: Any) -> tuple[str, float, int]:
+    """(symbol, circulating size, id) of one ``peggedAssets`` item."""
+    symbol = _entity(asset, ("symbol", "name"), f"stablecoins[{position}]")
+    _require(asset, ASSET_KEYS, symbol)
+    try:
+        ident = int(asset["id"])
+    except (TypeError, ValueError) as error:
+        raise FeedError(FEED, symbol, f"stablecoin id {asset['id']!r} is not a number") from error
+    circulating = asset.get("circulating")
+    size = sum(
+        float(v)
+        for v in (circulating.values() if isinstance(circulating, dict) else [])
+        if isinstance(v, int | float)
+    )
+    return asset["symbol"], size, ident
+
+
+def _stamp(
+    frames: list[pd.DataFrame], columns: list[str], unavailable: list[str] | None = None
+) -> pd.DataFrame:
+    """Parsed frames as one raw table: plus source, is_fallback and fetched_at (naive UTC), and
+    what could not be provided in ``attrs["unavailable"]``."""
     frames = [frame for frame in frames if not frame.empty]
     frame = pd.concat(frames, ignore_index=True) if frames else _empty(columns)
     frame["source"] = FEED
     frame["is_fallback"] = False
     frame["fetched_at"] = datetime.now(UTC).replace(tzinfo=None)
-    return frame[[*columns, *STAMP_COLUMNS]].sort_values(columns[:2]).reset_index(drop=True)
+    frame = frame[[*columns, *STAMP_COLUMNS]].sort_values(columns[:2]).reset_index(drop=True)
+    frame.attrs["unavailable"] = list(unavailable or [])
+    return frame
 
 
 def fetch_protocol_tvl(
@@ -293,28 +339,59 @@ def fetch_protocol_tvl(
     throttle: Throttle,
     top_n: int = 50,
     session: requests.Session | None = None,
+    excluded_categories: Iterable[str] = EXCLUDED_CATEGORIES,
 ) -> pd.DataFrame:
     """Daily TVL, ``start <= date < end`` (UTC days), of today's ``top_n`` protocols by TVL.
 
-    ``/protocols`` ranks them (CEXes left out), then each one's ``/protocol/{slug}`` history
-    gives the window, which is how backfills get history: 1 + ``top_n`` requests per call.
-    The name and category are the history's, i.e. today's (DefiLlama keeps no past category).
-    Any failing protocol fails the call: a silently missing protocol would skew category sums.
+    ``/protocols`` ranks them (``ranked_protocols``: no CEX, chain or double-counted entries),
+    then each one's ``/protocol/{slug}`` history gives the window, which is how backfills get
+    history: 1 + ``top_n`` requests per call. The name and category are the history's, i.e.
+    today's (DefiLlama keeps no past category). One protocol that cannot be read (a missing key,
+    HTTP 404, retries exhausted) is skipped with a warning naming it; a refusal, every protocol
+    failing, or ``MAX_FAILURES_IN_A_ROW`` failing one after another fails the call. What is
+    missing (skipped items, protocols with no points) is in ``frame.attrs["unavailable"]``.
     """
     if start >= end:
         return _stamp([], PROTOCOL_COLUMNS)
+    frames: list[pd.DataFrame] = []
     with _client(session) as http:
-        listing = _protocol_listing(get_json(http, PROTOCOLS_URL, "protocols", throttle))
-        top = listing[~listing["category"].isin(EXCLUDED_CATEGORIES)].head(top_n)
-        frames = [
-            parse_protocol_history(
-                get_json(http, PROTOCOL_URL.format(slug=quote(slug, safe="")), name, throttle),
-                start,
-                end,
-            )
-            for name, slug in zip(top["protocol"], top["slug"], strict=True)
-        ]
-    return _stamp(frames, PROTOCOL_COLUMNS)
+        listing, unavailable = _protocol_listing(
+            get_json(http, PROTOCOLS_URL, "protocols", throttle)
+        )
+        top = ranked_protocols(listing, excluded_categories).head(top_n)
+        in_a_row = 0
+        for name, slug in zip(top["protocol"], top["slug"], strict=True):
+            url = PROTOCOL_URL.format(slug=quote(slug, safe=""))
+            try:
+                body = get_json(http, url, name, throttle)
+                frame = parse_protocol_history(body, start, end)
+            except RefusedError:
+                raise
+            except FeedError as error:
+                in_a_row += 1
+                unavailable.append(f"skipped {error}")
+                log.warning("skipped %s", error)
+                if in_a_row >= MAX_FAILURES_IN_A_ROW:
+                    raise FeedError(
+                        FEED, "protocols", f"{in_a_row} protocol histories failed in a row"
+                    ) from error
+                continue
+            in_a_row = 0
+            if frame.empty:
+                unavailable.append(_no_points(name, body, start, end))
+            frames.append(frame)
+    if len(top) and not frames:
+        raise FeedError(FEED, "protocols", f"every one of the top {len(top)} protocols failed")
+    return _stamp(frames, PROTOCOL_COLUMNS, unavailable)
+
+
+def _no_points(name: str, body: Any, start: date, end: date) -> str:
+    """A protocol that answered without points in the window: said, never dropped silently."""
+    if not (isinstance(body, dict) and body.get("tvl")):
+        log.warning("[%s] %s: DefiLlama has no TVL points for it (tvl: [])", FEED, name)
+        return f"{name}: no TVL points (tvl: [])"
+    log.info("[%s] %s: no TVL points from %s to %s", FEED, name, start, end)
+    return f"{name}: no TVL points from {start} to {end} (end excluded)"
 
 
 def fetch_stablecoin_supply(
@@ -333,7 +410,7 @@ def fetch_stablecoin_supply(
     if start >= end:
         return _stamp([], STABLECOIN_COLUMNS)
     wanted = list(dict.fromkeys([*symbols, TOTAL]))
-    frames = []
+    frames, unavailable = [], []
     with _client(session) as http:
         ids: dict[str, int] = {}
         if wanted != [TOTAL]:
@@ -345,9 +422,12 @@ def fetch_stablecoin_supply(
                 url = f"{STABLECOIN_CHART_URL}?stablecoin={ids[symbol]}"
             elif not ids:
                 log.warning("[%s] %s: empty stablecoin list, no data", FEED, symbol)
+                unavailable.append(f"{symbol}: empty stablecoin list, no data")
                 continue
             else:
                 raise FeedError(FEED, symbol, f"not among the {len(ids)} stablecoins listed")
             body = get_json(http, url, symbol, throttle)
             frames.append(parse_stablecoin_chart(body, symbol, start, end))
-    return _stamp(frames, STABLECOIN_COLUMNS)
+            if frames[-1].empty:
+                unavailable.append(f"{symbol}: no supply points from {start} to {end}")
+    return _stamp(frames, STABLECOIN_COLUMNS, unavailable)

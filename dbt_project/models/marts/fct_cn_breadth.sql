@@ -1,5 +1,6 @@
-{#- A-share breadth per session: counts, advance ratio, and turnover against the average of the
-    previous 20 sessions (turnover_vs_avg_20_pct = +10 means 10 % above that average). -#}
+{#- A-share breadth per session with counts: counts, advance ratio, and turnover against the
+    average of the previous 20 sessions with turnover (turnover_vs_avg_20_pct = +10 means 10 %
+    above that average). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -15,6 +16,7 @@ with breadth as (
         advancers + decliners + unchanged as total,
         turnover_cny,
         source,
+        turnover_source,
         avg(turnover_cny) over (
             order by session_date rows between 20 preceding and 1 preceding
         ) as turnover_avg_20_cny,
@@ -30,6 +32,8 @@ candidate as (
         advancers / nullif(total, 0) as advance_ratio,
         100 * (turnover_cny / nullif(turnover_avg_20_cny, 0) - 1) as turnover_vs_avg_20_pct
     from breadth
+    -- sessions with turnover alone (an exchange summary, no counts yet) feed the average only
+    where advancers is not null
 )
 
 select * from candidate

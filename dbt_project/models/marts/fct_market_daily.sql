@@ -1,11 +1,14 @@
 {#- One row per instrument and session: close, volume, and the close-to-close return against the
     previous session of the instrument's own exchange calendar (never the previous calendar day,
     never another market's day). A run builds the sessions its report dates own, plus any raw
-    history not yet here and rows whose previous close has since arrived. -#}
+    history not yet here and rows whose previous close has since arrived. calendar says whether
+    the session comes from the published exchange calendar or a provisional one (past the
+    library's last published session; stg_market_sessions). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['instrument_id', 'session_date'],
+    on_schema_change='append_new_columns',
 ) }}
 
 with bars as (
@@ -30,7 +33,8 @@ priced as (
         bars.volume,
         bars.source,
         bars.is_fallback,
-        sessions.session_date is not null as is_calendar_session
+        sessions.session_date is not null as is_calendar_session,
+        coalesce(sessions.provisional, false) as is_provisional_session
     from bars
     left join sessions
         on sessions.market = bars.market
@@ -59,7 +63,8 @@ candidate as (
             when not is_calendar_session then 'off_calendar'
             when previous_close is null then 'no_previous_close'
             else 'ok'
-        end as return_status
+        end as return_status,
+        case when is_provisional_session then 'provisional' else 'published' end as calendar
     from priced
 )
 

@@ -4,11 +4,14 @@
       closed       no session on R-1 (weekend, holiday); the latest expected session is shown
       stale        the calendar expected a newer session than the data has
       unavailable  the feed provided nothing for this instrument
-    Market columns summarise the market: stale if any instrument is stale. -#}
+    Market columns summarise the market: stale if any instrument is stale. calendar is
+    provisional when the expected session (the one the row and its market are judged by) comes
+    from a provisional calendar, else published. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['report_date', 'instrument_id'],
+    on_schema_change='append_new_columns',
 ) }}
 
 with daily as (
@@ -46,7 +49,10 @@ grid as (
 ),
 
 expected as (
-    select grid.*, sessions.session_date as expected_session_date
+    select
+        grid.*,
+        sessions.session_date as expected_session_date,
+        coalesce(sessions.provisional, false) as expected_is_provisional
     from grid
     asof left join sessions
         on sessions.market = grid.market
@@ -98,6 +104,7 @@ select
     source,
     is_fallback,
     status,
+    case when expected_is_provisional then 'provisional' else 'published' end as calendar,
     (
         select count(*) from sessions
         where sessions.market = classified.market
