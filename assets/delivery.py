@@ -10,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
+    DagsterLogManager,
     Failure,
     HookContext,
     MaterializeResult,
@@ -91,20 +92,7 @@ def report_deliveries(
             if was_sent(done, report_date, target):
                 skipped += 1
                 continue
-            message_id = new_message_id(report_date, NOTE)
-            tried = send(
-                target,
-                note_message(target, files, delivery.reports_base_url, message_id),
-                report_date,
-                NOTE,
-                message_id,
-                delivery.retries,
-                delivery.retry_seconds,
-            )
-            with duckdb.get_connection() as conn:
-                record(conn, tried, context.run_id)
-            log_outcome(context.log, tried[-1])
-            attempts += tried
+            attempts += deliver_note(context, duckdb, delivery, target, files)
     summary = (
         f"{len(chosen)} of {len(published)} published date(s) to deliver "
         f"({len(dates)} in the run), {len(targets)} target(s); "
@@ -128,6 +116,32 @@ def report_deliveries(
     return MaterializeResult(metadata=metadata)
 
 
+def deliver_note(
+    context: AssetExecutionContext,
+    duckdb: DuckDBResource,
+    delivery: ReportDelivery,
+    target: Target,
+    files: ReportFiles,
+) -> list[Attempt]:
+    """Send one date's note to one target and record its attempts at once (a crash later
+    cannot make a re-run send it twice)."""
+    message_id = new_message_id(files.report_date, NOTE)
+    message = note_message(target, files, delivery.reports_base_url, message_id)
+    attempts = send(
+        target,
+        message,
+        files.report_date,
+        NOTE,
+        message_id,
+        delivery.retries,
+        delivery.retry_seconds,
+    )
+    with duckdb.get_connection() as conn:
+        record(conn, attempts, context.run_id)
+    log_outcome(context.log, attempts[-1])
+    return attempts
+
+
 def failure_description(failed: list[Attempt]) -> str:
     named = "; ".join(
         f"{a.target} ({a.service}) for {a.report_date}: {(a.error or a.outcome).rstrip('.')}"
@@ -140,7 +154,7 @@ def failure_description(failed: list[Attempt]) -> str:
     )
 
 
-def log_outcome(log, attempt: Attempt) -> None:
+def log_outcome(log: DagsterLogManager, attempt: Attempt) -> None:
     if attempt.outcome == "sent":
         log.info(
             "%s of %s sent to %s (%s), ref %s",

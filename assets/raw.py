@@ -7,6 +7,7 @@ only in what they call. A window writes the sessions it owns and fills in missin
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 import pandas as pd
 from dagster import (
@@ -22,10 +23,12 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from assets import calendars
+from assets.feeds import FeedError
 from assets.storage import (
     DUCKDB_POOL,
     RAW_TABLES,
     ReportWindow,
+    empty_frame,
     ensure_raw_schema,
     write_window,
 )
@@ -34,6 +37,7 @@ from pipelines.partitions import report_dates, report_window
 from pipelines.resources import FeedBatch, MarketSource
 
 Fetch = Callable[[MarketSource, date, date], FeedBatch]
+T = TypeVar("T")
 
 
 def raw_key(table: str) -> AssetKey:
@@ -87,14 +91,6 @@ def source_health(
     )
 
 
-def require_reachable(context: AssetExecutionContext, source: MarketSource, table: str) -> None:
-    """Live: a feed none of whose hosts answered the run's probe fails now, naming each host
-    and what it answered, instead of spending minutes on retries that cannot succeed."""
-    cause = source.unreachable_cause(table, context.run_id)
-    if cause:
-        raise Failure(description=cause, allow_retries=False)
-
-
 def build_raw_asset(
     table_name: str, group: str, kinds: set[str], description: str, fetch: Fetch
 ) -> AssetsDefinition:
@@ -114,10 +110,13 @@ def build_raw_asset(
     def _raw(
         context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
     ) -> MaterializeResult:
-        require_reachable(context, source, table.name)
         window = report_window(context)
         start, end = window.fetch_range(source.lookback_days)
-        batch = fetch(source, start, end)
+        batch, failure = fetch_or_failure(
+            context, source, table.name, lambda: fetch(source, start, end)
+        )
+        if batch is None:
+            batch = FeedBatch(empty_frame(table.name), [failure])
         with duckdb.get_connection() as conn:
             summary = write_window(conn, table, batch.frame, window)
         context.log.info(
@@ -135,10 +134,31 @@ def build_raw_asset(
                 "history_rows_added": summary.history_added,
                 "sources": ", ".join(sources) or "none",
                 "unavailable": MetadataValue.json(batch.unavailable),
+                **({"failed": failure} if failure else {}),
             }
         )
 
     return _raw
+
+
+def fetch_or_failure(
+    context: AssetExecutionContext, source: MarketSource, table: str, fetch: Callable[[], T]
+) -> tuple[T | None, str | None]:
+    """What ``fetch`` answers, or None and why: a feed down stays in its market.
+
+    A feed none of whose hosts answered the run's probe is not asked at all; one that fails
+    after its retries and fallbacks writes nothing. Either way the other feeds and the facts
+    still run, and the quality gate decides about the report (its freshness checks name the
+    market that is behind), so one outage does not turn into a cascade of skipped steps.
+    """
+    failure = source.unreachable_cause(table, context.run_id)
+    if failure is None:
+        try:
+            return fetch(), None
+        except FeedError as error:
+            failure = str(error)
+    context.log.error("%s; nothing more written to raw.%s", failure, table)
+    return None, failure
 
 
 def bars_fetch(market: Market) -> Fetch:
@@ -215,7 +235,6 @@ stablecoin_supply = build_raw_asset(
 def cn_stock_bars(
     context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
 ) -> MaterializeResult:
-    require_reachable(context, source, "cn_stock_bars")
     window = report_window(context)
     table = RAW_TABLES["cn_stock_bars"]
     with duckdb.get_connection() as conn:
@@ -231,8 +250,19 @@ def cn_stock_bars(
                 [codes, window.start, window.end],
             )
 
-        fetched = source.fetch_stock_bars(window, done, save, context.log)
-    return MaterializeResult(metadata={"stocks_fetched": fetched, "stocks_resumed": len(done)})
+        fetched, failure = fetch_or_failure(
+            context,
+            source,
+            table.name,
+            lambda: source.fetch_stock_bars(window, done, save, context.log),
+        )
+    return MaterializeResult(
+        metadata={
+            "stocks_fetched": fetched or 0,
+            "stocks_resumed": len(done),
+            **({"failed": failure} if failure else {}),
+        }
+    )
 
 
 def fetched_stocks(conn, window: ReportWindow) -> set[str]:

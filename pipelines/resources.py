@@ -127,6 +127,7 @@ class MarketSource(ConfigurableResource):
             if self.is_live:
                 try:
                     frame = self._live_bars(market, instrument, start, end, throttle)
+                    unavailable += frame.attrs.get("unavailable", [])
                 except FeedError as error:
                     # One instrument down is reported (and caught by the freshness check);
                     # the others of the market still land.
@@ -276,7 +277,7 @@ class MarketSource(ConfigurableResource):
         if not self.is_live:
             return self._replay_table(PROTOCOLS_FILE, start, end)
         frame = defillama.fetch_protocol_tvl(start, end, self.throttle(), self.defi_top_protocols)
-        return FeedBatch(frame.rename(columns={"date": "session_date"}))
+        return self._live_batch(frame)
 
     def fetch_stablecoins(self, start: date, end: date) -> FeedBatch:
         """Stablecoin circulating supply in USD per UTC day, ``start <= session_date < end``."""
@@ -284,7 +285,15 @@ class MarketSource(ConfigurableResource):
             return self._replay_table(STABLECOINS_FILE, start, end)
         symbols = [symbol.strip() for symbol in self.stablecoins.split(",") if symbol.strip()]
         frame = defillama.fetch_stablecoin_supply(symbols, start, end, self.throttle())
-        return FeedBatch(frame.rename(columns={"date": "session_date"}))
+        return self._live_batch(frame)
+
+    @staticmethod
+    def _live_batch(frame: pd.DataFrame) -> FeedBatch:
+        """A DefiLlama answer as a batch: the days are session dates, and what the feed skipped
+        or found empty (``frame.attrs["unavailable"]``) is listed, not lost."""
+        return FeedBatch(
+            frame.rename(columns={"date": "session_date"}), frame.attrs.get("unavailable", [])
+        )
 
     def _replay_table(self, table: ReplayTable, start: date, end: date) -> FeedBatch:
         """A feed-wide replay CSV in the window; a missing file is unavailable, not an error."""

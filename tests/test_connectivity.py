@@ -337,19 +337,29 @@ def test_a_live_run_with_no_route_fails_at_the_probe_and_changes_nothing(
     assert snapshot(pipeline) == before
 
 
-def test_a_feed_with_no_host_up_fails_at_once_and_the_others_go_on(
+def test_a_feed_with_no_host_up_writes_nothing_at_once_and_the_others_go_on(
     pipeline: Pipeline, no_route: NoRoute, ok_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Only baostock's host answers: the probe succeeds and is recorded; raw/us_bars fails at
-    once with one line naming Yahoo's hosts and their answers, asking Yahoo nothing more."""
+    """Only baostock's host answers: the probe succeeds and is recorded; raw/us_bars asks Yahoo
+    nothing more and writes nothing, with one line naming Yahoo's hosts and their answers; its
+    step does not fail, so the facts and the quality gate still run for the other markets."""
     no_route.resolve["public-api.baostock.com"] = ("127.0.0.1", ok_port)
     monkeypatch.setenv("MARKET_INTEL_SOURCE", "live")
     selection = [AssetKey(["raw", "source_health"]), AssetKey(["raw", "us_bars"])]
     result = pipeline.run(NEXT_DATE, selection=selection, raise_on_error=False)
-    assert failed_steps(result) == {
-        "raw__us_bars": "[yfinance] us_bars: no source reachable, nothing fetched: yahoo "
+    assert failed_steps(result) == {}
+    (materialization,) = [
+        event.event_specific_data.materialization
+        for event in result.all_events
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION
+        and event.event_specific_data.materialization.asset_key == AssetKey(["raw", "us_bars"])
+    ]
+    assert materialization.metadata["failed"].value == (
+        "[yfinance] us_bars: no source reachable, nothing fetched: yahoo "
         f"(query2.finance.yahoo.com, query1.finance.yahoo.com, fc.yahoo.com: {DNS_FAILURE})"
-    }
+    )
+    assert materialization.metadata["rows_replaced"].value == 0
+    assert pipeline.query("SELECT count(*) FROM raw.us_bars") == [(0,)]
     assert Counter(no_route.lookups) == live_hosts()
     recorded = pipeline.query(
         "SELECT source, host, port, reachable, answer FROM raw.source_health "
