@@ -89,3 +89,21 @@ def test_blocked_run_loses_nothing_and_a_fixed_rerun_publishes(pipeline: Pipelin
     report = json.loads((pipeline.reports / "2026-03-21.json").read_text())
     gspc_row = next(i for m in report["markets"] for i in m["instruments"] if i["id"] == "us/GSPC")
     assert (gspc_row["session_date"], gspc_row["return_pct"]) == ("2026-03-20", -1.51)
+
+
+def test_a_date_past_the_demo_data_is_blocked_by_the_stale_market_it_lacks(
+    pipeline: Pipeline,
+) -> None:
+    """Demo report 2026-03-23 needs crypto's UTC day 2026-03-22, which the demo data lacks: the
+    snapshot still has the date's rows, so the gate names the market, the session it expects and
+    the one the data ends on (never "no facts"), and the checks in the run say the same."""
+    result = pipeline.run("2026-03-23", raise_on_error=False)
+
+    assert not result.success
+    (message,) = failure_messages(result)
+    assert "Report 2026-03-23 blocked by the quality gate" in message
+    assert "Crypto is stale for report 2026-03-23" in message
+    assert "expects session 2026-03-22, the data ends 2026-03-21" in message
+    assert "no facts" not in message
+    assert any("Crypto is stale for report 2026-03-23" in d for d in check_descriptions(result))
+    assert not list(pipeline.reports.glob("2026-03-23.*"))

@@ -25,7 +25,14 @@ sessions as (
 bounds as (
     select
         greatest({{ min_report_date() }}, min(session_date) + 1) as first_report_date,
-        least({{ max_report_date() }} - 1, max(session_date) + 1) as last_report_date
+        {#- A run's window (assets/dbt.py) gets a row for every date it asks for, also past the
+            data, so a missing session is a stale finding naming the market, never "no facts";
+            a plain `dbt build` stops the day after the newest session. #}
+        {% if env_var("MARKET_INTEL_WINDOW_END", "") -%}
+            {{ max_report_date() }} - 1
+        {%- else -%}
+            max(session_date) + 1
+        {%- endif %} as last_report_date
     from daily
 ),
 
