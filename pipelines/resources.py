@@ -156,8 +156,12 @@ class MarketSource(ConfigurableResource):
             )
             frames.append(frame)
         if failures and len(failures) == len(instruments):
+            failed = ", ".join(error.instrument for error in failures)
             raise FeedError(
-                market.feed, market.market, f"every instrument failed from {start} to {end}"
+                market.feed,
+                market.market,
+                f"every instrument failed from {start} to {end} ({failed}); the last: "
+                f"{failures[-1]}",
             ) from failures[-1]
         return self._batch(frames, unavailable, f"{market.market}_bars")
 

@@ -3,48 +3,54 @@
 and decoded by akshare's V8 decoder), baostock's own client over a loopback server speaking its
 wire protocol; then our parsers, and the fallback, retry, failure and resume logic."""
 
-import io
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 
 import akshare as ak
-import openpyxl
 import pandas as pd
 import pytest
 import requests
-from akshare.index import index_stock_hk
-from akshare.stock import stock_info
 
 from assets.feeds import (
     BAR_COLUMNS,
     BAR_FRAME_COLUMNS,
     FeedError,
     SchemaDriftError,
-    Throttle,
     akshare_breadth,
     akshare_indices,
     baostock_history,
 )
-from assets.universe import instruments
 from tests import sina_kline
 from tests.baostock_server import BaostockServer, kdata_answer, kdata_error
-
-FIXTURES = Path(__file__).parent / "fixtures" / "akshare"
-INSTRUMENTS = {i.live_symbol: i for i in (*instruments("hk"), *instruments("cn"))}
-KLINE = "push2his.eastmoney.com/api/qt/stock/kline/get"
-CLIST = "push2.eastmoney.com/api/qt/clist/get"
-SINA_URL = {
-    "hk": "finance.sina.com.cn/stock/hkstock/{}/klc2_kl.js",
-    "cn": "finance.sina.com.cn/realstock/company/{}/hisdata/klc_kl.js",
-}
-LEGU = "legulegu.com/stockdata/market-activity"
-SSE_DEAL = "query.sse.com.cn/commonQuery.do"
-SZSE_REPORT = "szse.cn/api/report/ShowReport"
+from tests.transports.akshare import (
+    CLIST,
+    INSTRUMENTS,
+    KLINE,
+    LEGU,
+    SINA_FUNCTION,
+    SINA_URL,
+    SSE_DEAL,
+    SZSE_REPORT,
+    RecordingThrottle,
+    Reply,
+    Transport,
+    baostock_answer,
+    baostock_server,
+    clear_akshare_caches,
+    legu_page,
+    load,
+    serve_all_baostock,
+    serve_code_lists,
+    serve_exchanges,
+    serve_sina,
+    sina_bars,
+    spot_em,
+    spot_sina,
+)
 
 # Official closes of 2026-03-19 and 2026-03-20 (reference-data, SOURCES.md).
 CLOSES = {
@@ -55,84 +61,16 @@ CLOSES = {
     "sz399001": (13901.57, 13866.20),
     "sz399006": (3309.10, 3352.10),
 }
-SINA_FUNCTION = {"hk": "stock_hk_index_daily_sina", "cn": "stock_zh_index_daily"}
 FRIDAY = date(2026, 3, 20)
-
-
-def load(name: str) -> dict:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
 def closes(bars: pd.DataFrame) -> dict[str, float]:
     return {d.isoformat(): round(c, 2) for d, c in zip(bars["session_date"], bars["close"])}
 
 
-@dataclass
-class Reply:
-    """An HTTP answer other than a plain 200: a status, headers, a body (text or bytes)."""
-
-    status: int
-    body: str | bytes = ""
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class RecordingThrottle(Throttle):
-    """Never waits; counts ``wait()`` calls and records the retry backoff sleeps."""
-
-    def __init__(self) -> None:
-        self.waits, self.sleeps = 0, []
-        super().__init__(per_minute=0, sleep=self.sleeps.append)
-
-    def wait(self) -> None:
-        self.waits += 1
-        super().wait()
-
-
-class Transport:
-    """Stands in for the network at ``requests.Session.send``: answers by URL fragments.
-
-    An answer is a JSON-able body, a text or bytes body, a ``Reply``, an exception to raise, or
-    a list of those served one per request (the last repeats). Every URL asked for is
-    recorded; an unknown URL fails the test.
-    """
-
-    def __init__(self) -> None:
-        self.routes: list[tuple[tuple[str, ...], object]] = []
-        self.urls: list[str] = []
-
-    def route(self, *fragments: str, answer: object) -> None:
-        self.routes.insert(0, (fragments, answer))
-
-    def send(self, request: requests.PreparedRequest) -> requests.Response:
-        self.urls.append(request.url)
-        for fragments, answer in self.routes:
-            if all(fragment in request.url for fragment in fragments):
-                if isinstance(answer, list):
-                    answer = answer.pop(0) if len(answer) > 1 else answer[0]
-                if isinstance(answer, BaseException):
-                    raise answer
-                reply = answer if isinstance(answer, Reply) else Reply(200, answer)
-                body = reply.body
-                if not isinstance(body, str | bytes):
-                    body = json.dumps(body, ensure_ascii=False)
-                response = requests.Response()
-                response.status_code, response.url, response.request = (
-                    reply.status,
-                    request.url,
-                    request,
-                )
-                response.headers.update(reply.headers)
-                response._content = body.encode("utf-8") if isinstance(body, str) else body
-                response.encoding = "utf-8"
-                return response
-        raise AssertionError(f"unexpected request {request.url}")
-
-
 @pytest.fixture
 def transport(monkeypatch: pytest.MonkeyPatch) -> Transport:
-    fake = Transport()
-    monkeypatch.setattr(requests.Session, "send", lambda session, request, **kw: fake.send(request))
-    return fake
+    return Transport().install(monkeypatch)
 
 
 @pytest.fixture
@@ -141,30 +79,16 @@ def throttle() -> RecordingThrottle:
 
 
 @pytest.fixture
-def baostock(monkeypatch: pytest.MonkeyPatch):
-    """A baostock server on the loopback; the client is pointed at it, nothing else changes."""
-    import baostock.common.contants as constants
-
-    server = BaostockServer()
-    monkeypatch.setattr(constants, "BAOSTOCK_SERVER_IP", "127.0.0.1")
-    monkeypatch.setattr(constants, "BAOSTOCK_SERVER_PORT", server.port)
-    yield server
-    server.close()
+def baostock(monkeypatch: pytest.MonkeyPatch) -> Iterator[BaostockServer]:
+    with baostock_server(monkeypatch) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
-def akshare_caches():
-    """akshare caches the HK index lookup and the exchange code lists for the process."""
-    cached = (
-        index_stock_hk._symbol_code_dict,
-        stock_info.stock_info_sh_name_code,
-        stock_info.stock_info_bj_name_code,
-    )
-    for function in cached:
-        function.cache_clear()
+def akshare_caches() -> Iterator[None]:
+    clear_akshare_caches()
     yield
-    for function in cached:
-        function.cache_clear()
+    clear_akshare_caches()
 
 
 def http_error(status: int) -> requests.HTTPError:
@@ -174,19 +98,6 @@ def http_error(status: int) -> requests.HTTPError:
 
 
 # --- Sina index histories, JS-encoded ------------------------------------------------------------
-
-
-def sina_bars(symbol: str) -> list[tuple]:
-    """The recorded bars of an index as ``(date, open, high, low, close, volume)``."""
-    market = INSTRUMENTS[symbol].market
-    spec = load("sina_index_daily.json")[SINA_FUNCTION[market]][symbol]
-    return [(date.fromisoformat(row[0]), *row[1:]) for row in spec["data"]]
-
-
-def serve_sina(transport: Transport, symbol: str, bars: list[tuple] | None = None) -> None:
-    market = INSTRUMENTS[symbol].market
-    url = SINA_URL[market].format(symbol)
-    transport.route(url, answer=sina_kline.body(sina_bars(symbol) if bars is None else bars))
 
 
 def sina_history(transport: Transport, symbol: str) -> pd.DataFrame:
@@ -528,21 +439,6 @@ def test_a_partial_answer_is_kept_when_nothing_better_exists(
 TRADED_TURNOVER = 37_877_450_000.0
 
 
-def legu_page(stamp: str = "2026-03-20 15:00:00") -> str:
-    page = (FIXTURES / "legu_market_activity.html").read_text(encoding="utf-8")
-    return page.replace("2026-03-20 15:00:00", stamp)
-
-
-def spot_em(transport: Transport) -> None:
-    transport.route(CLIST, "fs=m%3A0", answer=load("em_a_spot.json")["body"])
-
-
-def spot_sina(transport: Transport) -> None:
-    recorded = load("sina_a_spot.json")
-    transport.route("getHQNodeStockCount", answer=recorded["count"])
-    transport.route("getHQNodeData", answer=recorded["pages"])
-
-
 def test_legu_through_akshare_to_a_dated_row(transport: Transport) -> None:
     transport.route(LEGU, answer=legu_page())
     frame = ak.stock_market_activity_legu()
@@ -645,28 +541,6 @@ def test_undated_spot_tables_are_not_asked_without_a_session(
 # --- turnover: the exchanges' daily summaries -----------------------------------------------------
 
 
-def xlsx(columns: list[str], rows: list[list[str]]) -> bytes:
-    """An xlsx workbook as the exchange's report server sends it: one sheet, a header row."""
-    book = openpyxl.Workbook()
-    sheet = book.active
-    sheet.append(columns)
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
-def serve_exchanges(transport: Transport) -> dict:
-    recorded = load("exchange_summaries.json")
-    transport.route(
-        SSE_DEAL, "COMMON_SSE_SJ_GPSJ_CJGK_MRGK_C", answer=recorded["stock_sse_deal_daily"]
-    )
-    szse = recorded["stock_szse_summary"]
-    transport.route(SZSE_REPORT, "CATALOGID=1803_sczm", answer=xlsx(szse["columns"], szse["rows"]))
-    return recorded
-
-
 def test_exchange_summaries_through_akshare(transport: Transport) -> None:
     serve_exchanges(transport)
     sse = ak.stock_sse_deal_daily(date="20260320")
@@ -731,16 +605,6 @@ def test_turnover_stops_when_every_call_fails(
 # --- the per-stock universe and history -----------------------------------------------------------
 
 
-def serve_code_lists(transport: Transport) -> None:
-    recorded = load("exchange_summaries.json")
-    lists = recorded["stock_info_sh_name_code"]
-    transport.route("sseQuery/commonQuery.do", "STOCK_TYPE=1", answer=lists["主板A股"])
-    transport.route("sseQuery/commonQuery.do", "STOCK_TYPE=8", answer=lists["科创板"])
-    szse = recorded["stock_info_sz_name_code"]
-    transport.route(SZSE_REPORT, "CATALOGID=1110", answer=xlsx(szse["columns"], szse["rows"]))
-    transport.route("bse.cn/nqxxController/nqxxCnzq.do", answer=recorded["stock_info_bj_name_code"])
-
-
 def test_stock_codes_from_exchange_lists_then_spot_table(
     transport: Transport, throttle: RecordingThrottle
 ) -> None:
@@ -751,24 +615,10 @@ def test_stock_codes_from_exchange_lists_then_spot_table(
     assert len(codes) == 10 and codes == sorted(codes) and codes[0] == "000001"
     assert "830799" not in codes  # Beijing: outside the Shanghai and Shenzhen universe
 
-    stock_info.stock_info_sh_name_code.cache_clear()
+    clear_akshare_caches()  # akshare keeps each list, and the combined one, for the process
     transport.route(SZSE_REPORT, "CATALOGID=1110", answer=Reply(200, HTML_PAGE))
     spot_em(transport)
     assert akshare_breadth.fetch_stock_codes(throttle) == codes
-
-
-def baostock_answer(code: str, fields: list[str] | None = None) -> Callable:
-    """The recorded rows of a stock, in ``fields`` (a server answering other fields)."""
-    recorded = load("baostock_history.json")
-    fields = fields or recorded["fields"]
-    position = {name: n for n, name in enumerate(recorded["fields"])}
-    rows = [[row[position[name]] for name in fields] for row in recorded["records"][code]]
-    return lambda request: kdata_answer(request, fields, rows)
-
-
-def serve_all_baostock(server: BaostockServer) -> None:
-    for code in load("baostock_history.json")["records"]:
-        server.answer(code, baostock_answer(code))
 
 
 def test_baostock_history_through_its_client(baostock: BaostockServer) -> None:

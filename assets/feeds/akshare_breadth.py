@@ -187,8 +187,11 @@ def parse_sse_turnover(frame: pd.DataFrame, day: date) -> float:
 
 
 def parse_szse_turnover(frame: pd.DataFrame, day: date) -> float:
-    """Shenzhen stock turnover in CNY from ``stock_szse_summary`` (the 股票 row, CNY)."""
+    """Shenzhen stock turnover in CNY from ``stock_szse_summary`` (the 股票 row, CNY). A table
+    without rows is no figure for that day (NaN), not a changed layout."""
     require_columns(frame, SZSE_COLUMNS, FEED, f"cn/szse {day}")
+    if frame.empty:
+        return float("nan")
     rows = frame[frame["证券类别"].astype(str).str.strip() == "股票"]
     if rows.empty:
         raise SchemaDriftError(FEED, f"cn/szse {day}", ["股票"], frame["证券类别"])

@@ -301,6 +301,14 @@ def parse_stablecoin_list(body: dict) -> dict[str, int]:
     return {symbol: ident for symbol, (_, ident) in best.items()}
 
 
+def _listed_symbols(body: Any) -> set[str]:
+    """Every symbol a ``/stablecoins`` answer names, its item readable or not."""
+    assets = body.get("peggedAssets") if isinstance(body, dict) else None
+    if not isinstance(assets, list):
+        return set()
+    return {asset.get("symbol") for asset in assets if isinstance(asset, dict)}
+
+
 def _listed_stablecoin(position: int, asset: Any) -> tuple[str, float, int]:
     """(symbol, circulating size, id) of one ``peggedAssets`` item."""
     symbol = _entity(asset, ("symbol", "name"), f"stablecoins[{position}]")
@@ -333,6 +341,17 @@ def _stamp(
     return frame
 
 
+@contextmanager
+def _naming_days(what: str, start: date, end: date) -> Iterator[None]:
+    """A failure leaving a fetch says which days it was for: the requests themselves are undated
+    (the listings are today's, a history is a protocol's whole life)."""
+    try:
+        yield
+    except FeedError as error:
+        error.args = (f"{error.args[0]}; fetching {what} {start}..{end} (end excluded)",)
+        raise
+
+
 def fetch_protocol_tvl(
     start: date,
     end: date,
@@ -348,17 +367,22 @@ def fetch_protocol_tvl(
     history: 1 + ``top_n`` requests per call. The name and category are the history's, i.e.
     today's (DefiLlama keeps no past category). One protocol that cannot be read (a missing key,
     HTTP 404, retries exhausted) is skipped with a warning naming it; a refusal, every protocol
-    failing, or ``MAX_FAILURES_IN_A_ROW`` failing one after another fails the call. What is
-    missing (skipped items, protocols with no points) is in ``frame.attrs["unavailable"]``.
+    failing, or ``MAX_FAILURES_IN_A_ROW`` failing one after another fails the call, naming the
+    days asked for. What is missing (skipped items, protocols with no points, a listing with
+    nothing to track) is in ``frame.attrs["unavailable"]``.
     """
     if start >= end:
         return _stamp([], PROTOCOL_COLUMNS)
     frames: list[pd.DataFrame] = []
-    with _client(session) as http:
+    with _naming_days("daily TVL", start, end), _client(session) as http:
         listing, unavailable = _protocol_listing(
             get_json(http, PROTOCOLS_URL, "protocols", throttle)
         )
         top = ranked_protocols(listing, excluded_categories).head(top_n)
+        if top.empty:
+            note = f"protocols: /protocols listed no protocol to track ({len(listing)} listed)"
+            log.warning("[%s] %s", FEED, note)
+            unavailable.append(note)
         in_a_row = 0
         for name, slug in zip(top["protocol"], top["slug"], strict=True):
             url = PROTOCOL_URL.format(slug=quote(slug, safe=""))
@@ -381,7 +405,11 @@ def fetch_protocol_tvl(
                 unavailable.append(_no_points(name, body, start, end))
             frames.append(frame)
     if len(top) and not frames:
-        raise FeedError(FEED, "protocols", f"every one of the top {len(top)} protocols failed")
+        raise FeedError(
+            FEED,
+            "protocols",
+            f"every one of the top {len(top)} protocols failed for {start}..{end} (end excluded)",
+        )
     return _stamp(frames, PROTOCOL_COLUMNS, unavailable)
 
 
@@ -405,16 +433,19 @@ def fetch_stablecoin_supply(
 
     ``TOTAL`` (all USD-pegged stablecoins) costs one request; the symbols cost the list call
     plus one chart each. A symbol DefiLlama does not list raises ``FeedError`` (a typo must not
-    pass as no data); an empty list is no data for the symbols.
+    pass as no data); one whose list item is unreadable is skipped and listed unavailable; an
+    empty list is no data for the symbols. Errors name the days asked for.
     """
     if start >= end:
         return _stamp([], STABLECOIN_COLUMNS)
     wanted = list(dict.fromkeys([*symbols, TOTAL]))
     frames, unavailable = [], []
-    with _client(session) as http:
+    with _naming_days("stablecoin supply", start, end), _client(session) as http:
         ids: dict[str, int] = {}
+        listed: set[str] = set()
         if wanted != [TOTAL]:
-            ids = parse_stablecoin_list(get_json(http, STABLECOINS_URL, "stablecoins", throttle))
+            listing = get_json(http, STABLECOINS_URL, "stablecoins", throttle)
+            ids, listed = parse_stablecoin_list(listing), _listed_symbols(listing)
         for symbol in wanted:
             if symbol == TOTAL:
                 url = STABLECOIN_CHART_URL
@@ -423,6 +454,11 @@ def fetch_stablecoin_supply(
             elif not ids:
                 log.warning("[%s] %s: empty stablecoin list, no data", FEED, symbol)
                 unavailable.append(f"{symbol}: empty stablecoin list, no data")
+                continue
+            elif symbol in listed:
+                note = f"{symbol}: skipped, its /stablecoins item is unreadable"
+                log.warning("[%s] %s", FEED, note)
+                unavailable.append(note)
                 continue
             else:
                 raise FeedError(FEED, symbol, f"not among the {len(ids)} stablecoins listed")

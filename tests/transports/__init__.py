@@ -7,6 +7,9 @@ each library's own request building, status handling and parsing run in the test
   `Exchange.fetch`): Binance, OKX and Kraken public REST APIs.
 - `yahoo`: yfinance 1.7 over curl_cffi, at `curl_cffi.requests.Session.request`: Yahoo's
   cookie, crumb, consent and chart endpoints.
+- `akshare`: akshare 1.19 at `requests.Session.send` (Sina, Eastmoney, legulegu, the SSE,
+  SZSE and BSE), answered by URL fragments; baostock 0.9 over a loopback server speaking its
+  wire protocol. `tests/test_chaos.py` drives every feed with one table.
 
 Every fake accepts the same failure kinds (`failures.Failure`) and turns each into what its library
 really sees for it: an exception of that library's transport, or an HTTP answer in the shape the
