@@ -35,8 +35,10 @@ demo: manifest
 doctor: install
 	$(BIN)/python -m assets.feeds.doctor
 
+# The whole suite on every core (pytest-xdist; tests/conftest.py groups the modules that share
+# runs on one worker). PYTEST_ARGS adds options, e.g. PYTEST_ARGS="-m 'not slow'".
 test: manifest
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 dev: manifest
 	$(BIN)/dagster dev -w workspace.yaml

@@ -57,7 +57,7 @@ def tidy_run_target(run_target: Path) -> None:
     parsed = run_target / PARTIAL_PARSE
     if parsed.exists():
         kept = dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE
-        staged = kept.with_suffix(".tmp")
+        staged = kept.with_suffix(f".{os.getpid()}.tmp")  # one per process: runs side by side
         shutil.copyfile(parsed, staged)
         staged.replace(kept)
     for path in run_target.iterdir():

@@ -301,12 +301,16 @@ def failed_steps(result) -> dict[str, str]:
 
 
 def test_a_live_run_with_no_route_fails_at_the_probe_and_changes_nothing(
-    pipeline: Pipeline, no_route: NoRoute, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+    demo_copy: Pipeline, no_route: NoRoute, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Demo first, then the next date live with no route: the probe's step fails naming every
-    source and its answer; each host was looked up once (the probe), no feed retried or slept,
-    and the database and the reports are byte-identical."""
-    assert pipeline.run(DEMO_DATE).success
+    """Demo first (a copy of the session's demo run of DEMO_DATE), then the next date live with
+    no route: the probe's step fails naming every source and its answer; each host was looked up
+    once (the probe), no feed retried or slept, and the database and the reports are
+    byte-identical."""
+    pipeline = demo_copy
+    assert sorted(p.name for p in pipeline.reports.iterdir()) == [
+        f"{DEMO_DATE}.{suffix}" for suffix in ("html", "json", "md")
+    ]
     before = snapshot(pipeline)
     monkeypatch.setenv("MARKET_INTEL_SOURCE", "live")
     result = pipeline.run(NEXT_DATE, raise_on_error=False)

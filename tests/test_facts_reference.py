@@ -16,28 +16,19 @@ import pandas as pd
 import pytest
 
 from pipelines.settings import SEEDS_DIR
-from tests.conftest import Pipeline
+from tests.conftest import (
+    DEMO_DATE,
+    REFERENCE_FILES,
+    REFERENCE_LOOKBACK_DAYS,
+    Pipeline,
+)
 
-REPORT_DATE = "2026-03-22"
+REPORT_DATE = DEMO_DATE
 AS_OF = date(2026, 3, 21)
-# Years of history in one run: the raw feeds fetch sessions from AS_OF - LOOKBACK_DAYS on.
-LOOKBACK_DAYS = 4000
-
-# instrument id -> reference file (SOURCES.md: Yahoo for US and HSCEI, Sina close-only for the
-# other Hong Kong and A-share indices, Binance spot for crypto).
-REPLAY_FILES = {
-    "us/GSPC": "sp500_GSPC.csv",
-    "us/IXIC": "nasdaq_composite_IXIC.csv",
-    "us/DJI": "dow_jones_DJI.csv",
-    "hk/HSI": "hsi_HSI_close_only.csv",
-    "hk/HSCEI": "hscei_HSCE.csv",
-    "hk/HSTECH": "hstech_HSTECH_close_only.csv",
-    "cn/sh000001": "sse_composite_000001.SH_close_only.csv",
-    "cn/sz399001": "szse_component_399001.SZ_close_only.csv",
-    "cn/sz399006": "chinext_399006.SZ_close_only.csv",
-    "crypto/BTC-USDT": "btc_usdt_binance.csv",
-    "crypto/ETH-USDT": "eth_usdt_binance.csv",
-}
+# The run (reference_run, conftest) replays REFERENCE_FILES over years: the raw feeds fetch
+# sessions from AS_OF - LOOKBACK_DAYS on.
+LOOKBACK_DAYS = REFERENCE_LOOKBACK_DAYS
+REPLAY_FILES = REFERENCE_FILES
 CALENDARS = {"us": "XNYS", "hk": "XHKG", "cn": "XSHG", "crypto": "24/7"}
 
 # The true moves of the sessions the 2026-03-22 report covers (design.md), in per cent.
@@ -60,36 +51,6 @@ EXPECTED_RETURNS = {
 
 def expected_session(instrument_id: str) -> date:
     return CRYPTO_DAY if instrument_id.startswith("crypto/") else EQUITY_SESSION
-
-
-class ReferenceRun:
-    """One pipeline run over the reference replay, shared by the module's tests."""
-
-    pipeline: Pipeline | None = None
-
-
-@pytest.fixture(scope="module")
-def shared_run() -> ReferenceRun:
-    return ReferenceRun()
-
-
-@pytest.fixture
-def reference_run(
-    reference_data: Path, shared_run: ReferenceRun, tmp_path_factory: pytest.TempPathFactory
-) -> Pipeline:
-    """The run for REPORT_DATE, made by the first test that needs it (skips without the data)."""
-    if shared_run.pipeline is None:
-        with pytest.MonkeyPatch.context() as monkeypatch:
-            pipeline = Pipeline(tmp_path_factory.mktemp("reference"), monkeypatch, "replay")
-            for instrument_id, name in REPLAY_FILES.items():
-                link = pipeline.replay / f"{instrument_id}.csv"
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(reference_data / name)
-            monkeypatch.setenv("MARKET_INTEL_LOOKBACK_DAYS", str(LOOKBACK_DAYS))
-            result = pipeline.run(REPORT_DATE)
-            assert result.success
-        shared_run.pipeline = pipeline
-    return shared_run.pipeline
 
 
 def reference_series(reference_data: Path, instrument_id: str) -> pd.DataFrame:

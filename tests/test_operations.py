@@ -382,6 +382,7 @@ def step_intervals(instance: DagsterInstance) -> list[tuple[float, float, str, s
     return sorted(intervals)
 
 
+@pytest.mark.slow
 def test_concurrent_runs_take_turns_on_the_duckdb_file(deployment: Deployment) -> None:
     """A daily run and a two-date backfill started together: both succeed, one step at a time."""
     daily = deployment.start("daily", "--partition", "2026-03-22")
@@ -407,6 +408,7 @@ def test_concurrent_runs_take_turns_on_the_duckdb_file(deployment: Deployment) -
         assert (deployment.reports / f"{report_date}.md").exists()
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_way_leaves_the_file_consistent_and_a_rerun_completes(
     deployment: Deployment,
 ) -> None:

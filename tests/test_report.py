@@ -1,10 +1,11 @@
 """The published report end to end: golden files, sections, figures, HTML, escaping, the gate,
 the LLM commentary and the true figures of the reference data (docs/report.md).
 
-Few pipeline runs, shared by module-scoped fixtures: the demo date, one tampered replay of the
-demo (US files cut after 2026-03-13 and hostile DeFi names; blocked, then published partially),
-and, when ../shared/reference-data is present, one replay of the real closes. The LLM tests and
-the gate's second opinion run only the report asset over a database built already.
+Few pipeline runs: the demo date and, when ../shared/reference-data is present, one replay of
+the real closes (both run once for the session, tests/conftest.py), and a module fixture's
+tampered replay of the demo (US files cut after 2026-03-13 and hostile DeFi names; blocked,
+then published partially). The LLM tests and the gate's second opinion run only the report
+asset over a database built already.
 
 Golden files: tests/golden/2026-03-22.{md,html,json} are the demo date's report, byte for byte.
 After an intended change to the report, regenerate them and review the diff:
@@ -29,9 +30,8 @@ from typing import Any
 import pytest
 from dagster import AssetKey
 
-from tests.conftest import Pipeline
+from tests.conftest import DEMO_DATE, Pipeline
 
-DEMO_DATE = "2026-03-22"
 GOLDEN = Path(__file__).parent / "golden"
 DOCS = Path(__file__).parents[1] / "docs"
 REPORT_ASSET = [AssetKey("market_intelligence_report")]
@@ -74,9 +74,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     loopback_only(monkeypatch)
 
 
-# Pipeline runs, shared by the module. Each module fixture sets the MARKET_INTEL_* variables
-# only while it runs its pipeline, so that the fixtures cannot see each other's database; a
-# later run sets them again (point_at).
+# Pipeline runs, shared by the module (and by the session: demo_run and reference_run in
+# conftest). Each fixture sets the MARKET_INTEL_* variables only while it runs its pipeline, so
+# that the fixtures cannot see each other's database; a later run sets them again (point_at).
 
 
 def isolate(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,15 +84,6 @@ def isolate(monkeypatch: pytest.MonkeyPatch) -> None:
     function-scoped guard), and no LLM endpoint the developer may have configured."""
     loopback_only(monkeypatch)
     monkeypatch.delenv("MARKET_INTEL_LLM_BASE_URL", raising=False)
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        isolate(monkeypatch)
-        pipeline = Pipeline(tmp_path_factory.mktemp("demo"), monkeypatch)
-        assert pipeline.run(DEMO_DATE).success
-    return pipeline
 
 
 def point_at(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, reports: Path) -> None:
@@ -828,8 +819,9 @@ class Stub:
 
 @pytest.fixture
 def llm(demo_run: Pipeline, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Stub]:
-    """A chat-completions stub on 127.0.0.1, configured for the report asset; reports of the
-    run go to a folder of their own, so the demo run's files stay as they are."""
+    """A chat-completions stub on 127.0.0.1, configured for the report asset, over a copy of
+    the demo run's database; reports of the run go to a folder of their own, so the demo run's
+    files stay as they are for the tests that read them."""
     state = Stub()
 
     class Handler(BaseHTTPRequestHandler):
@@ -859,7 +851,9 @@ def llm(demo_run: Pipeline, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setenv("MARKET_INTEL_LLM_BASE_URL", state.base_url)
     monkeypatch.setenv("MARKET_INTEL_LLM_MODEL", "stub-model")
     monkeypatch.setenv("MARKET_INTEL_LLM_TIMEOUT_SECONDS", "10")
-    point_at(demo_run, monkeypatch, tmp_path / "reports")
+    (tmp_path / "demo").mkdir()
+    database = Pipeline(tmp_path / "demo", monkeypatch).copy_from(demo_run)
+    point_at(database, monkeypatch, tmp_path / "reports")  # an empty folder: what the run wrote
     try:
         yield state
     finally:
@@ -912,19 +906,6 @@ def test_llm_commentary_with_an_invented_number_is_dropped(
 
 # 8. The real closes of ../shared/reference-data.
 
-REFERENCE_FILES = {
-    "us/GSPC": "sp500_GSPC.csv",
-    "us/IXIC": "nasdaq_composite_IXIC.csv",
-    "us/DJI": "dow_jones_DJI.csv",
-    "hk/HSI": "hsi_HSI_close_only.csv",
-    "hk/HSCEI": "hscei_HSCE.csv",
-    "hk/HSTECH": "hstech_HSTECH_close_only.csv",
-    "cn/sh000001": "sse_composite_000001.SH_close_only.csv",
-    "cn/sz399001": "szse_component_399001.SZ_close_only.csv",
-    "cn/sz399006": "chinext_399006.SZ_close_only.csv",
-    "crypto/BTC-USDT": "btc_usdt_binance.csv",
-    "crypto/ETH-USDT": "eth_usdt_binance.csv",
-}
 TRUE_MOVES = {
     "us/GSPC": (-1.51, "2026-03-20"),
     "us/IXIC": (-2.01, "2026-03-20"),
@@ -941,35 +922,7 @@ TRUE_MOVES = {
 NOT_PROVIDED = ["cn/sh000016", "us/IWM", "us/QQQ"]
 
 
-@dataclass
-class ReferenceRun:
-    pipeline: Pipeline | None = None
-
-
-@pytest.fixture(scope="module")
-def reference_holder() -> ReferenceRun:
-    return ReferenceRun()
-
-
-@pytest.fixture
-def reference_run(
-    reference_data: Path,
-    reference_holder: ReferenceRun,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Pipeline:
-    """The reference files linked (never copied) into a temporary replay dir; run once."""
-    if reference_holder.pipeline is None:
-        with pytest.MonkeyPatch.context() as monkeypatch:
-            isolate(monkeypatch)
-            pipeline = Pipeline(tmp_path_factory.mktemp("reference"), monkeypatch, "replay")
-            for instrument_id, name in REFERENCE_FILES.items():
-                link = pipeline.replay / f"{instrument_id}.csv"
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(reference_data / name)
-            result = pipeline.run(DEMO_DATE, raise_on_error=False)
-            assert result.success, failure_messages(result)
-        reference_holder.pipeline = pipeline
-    return reference_holder.pipeline
+# reference_run (conftest): the demo date replayed from the real closes of REFERENCE_FILES.
 
 
 def test_reference_replay_publishes_the_true_moves(reference_run: Pipeline) -> None:

@@ -25,6 +25,8 @@ DAGSTER = str(Path(sys.executable).with_name("dagster"))
 INSTANCE_YAML = PROJECT_ROOT / ".dagster_home" / "dagster.yaml"
 LOCATION = {"repositoryLocationName": "pipelines.definitions", "repositoryName": "__repository__"}
 TIMEOUT = 300
+# `dagster dev` and the backfill daemon's ticks, 30 s apart: about two minutes here.
+pytestmark = pytest.mark.slow
 
 
 class DagsterDev:
