@@ -27,7 +27,7 @@ from dagster import partition_loading_context
 from assets import calendars
 from assets.storage import ensure_raw_schema
 from pipelines.settings import DBT_PROJECT_DIR, DEMO_DATA_DIR
-from tests.conftest import REFERENCE_DATA, Pipeline
+from tests.conftest import REFERENCE_DATA, REFERENCE_FILES, Pipeline
 
 PUBLISHED_END = date(2026, 12, 31)
 
@@ -257,21 +257,8 @@ def test_the_published_calendar_is_not_changed_by_the_data(confirm_db: Path) -> 
 # --- a replay of real data extended into January 2027 ------------------------------------------
 
 REPORT_DATE = "2027-01-06"
-# Real closes: ../shared/reference-data where the file exists (the same files as
+# Real closes: ../shared/reference-data where the file exists (conftest.REFERENCE_FILES, as in
 # tests/test_facts_reference.py), the demo data otherwise.
-REFERENCE_FILES = {
-    "us/GSPC": "sp500_GSPC.csv",
-    "us/IXIC": "nasdaq_composite_IXIC.csv",
-    "us/DJI": "dow_jones_DJI.csv",
-    "hk/HSI": "hsi_HSI_close_only.csv",
-    "hk/HSCEI": "hscei_HSCE.csv",
-    "hk/HSTECH": "hstech_HSTECH_close_only.csv",
-    "cn/sh000001": "sse_composite_000001.SH_close_only.csv",
-    "cn/sz399001": "szse_component_399001.SZ_close_only.csv",
-    "cn/sz399006": "chinext_399006.SZ_close_only.csv",
-    "crypto/BTC-USDT": "btc_usdt_binance.csv",
-    "crypto/ETH-USDT": "eth_usdt_binance.csv",
-}
 # SYNTHETIC bars, made up by this test: each instrument gets closes on its market's sessions
 # from SYNTHETIC_FROM through 2027-01-05, moving by SYNTHETIC_MOVES in turn from its last real
 # close. The A-share days are written out (weekdays but New Year's Day 2027), not taken from the

@@ -15,7 +15,7 @@ import pytest
 
 from assets.feeds import BAR_FRAME_COLUMNS, FeedError, SchemaDriftError, Throttle, crypto
 from assets.universe import Instrument, instruments
-from tests.transports.failures import RETRY_AFTER_SECONDS, Failure
+from tests.transports.failures import RETRIED, Failure
 from tests.transports.venues import OKX, Binance, Kraken, Venues, read_json
 
 BTC = next(i for i in instruments("crypto") if i.instrument_id == "crypto/BTC-USDT")
@@ -425,16 +425,6 @@ def test_range_without_completed_candles_asks_nothing(venues: Venues) -> None:
 
 # --- every failure kind, on every venue ----------------------------------------------------
 
-RETRIED = {
-    Failure.TIMEOUT: [2.0],
-    Failure.RESET: [2.0],
-    Failure.RATE_LIMITED: [2.0],
-    Failure.RATE_LIMITED_RETRY_AFTER: [float(RETRY_AFTER_SECONDS)],
-    Failure.SERVER_ERROR: [2.0],
-    Failure.HTML: [2.0],
-    Failure.TRUNCATED: [2.0],
-    Failure.GARBLED: [2.0],
-}
 FELL_BACK = (Failure.REFUSED_451, Failure.REFUSED_403)
 
 

@@ -23,7 +23,7 @@ from assets.feeds import (
     retry_after_seconds,
 )
 from assets.feeds import defillama as dl
-from tests.transports.failures import RETRY_AFTER_SECONDS, Failure
+from tests.transports.failures import RETRIED, Failure
 from tests.transports.http import Answer, FakeHTTP, json_answer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "defillama"
@@ -728,16 +728,6 @@ def test_stablecoin_list_item_missing_a_key_or_with_a_bad_id_is_skipped(caplog):
 
 # --- every failure kind ----------------------------------------------------------------------
 
-RETRIED = {
-    Failure.TIMEOUT: [2.0],
-    Failure.RESET: [2.0],
-    Failure.RATE_LIMITED: [2.0],
-    Failure.RATE_LIMITED_RETRY_AFTER: [float(RETRY_AFTER_SECONDS)],
-    Failure.SERVER_ERROR: [2.0],
-    Failure.HTML: [2.0],
-    Failure.TRUNCATED: [2.0],
-    Failure.GARBLED: [2.0],
-}
 REFUSED = {Failure.REFUSED_451: 451, Failure.REFUSED_403: 403}
 
 

@@ -20,3 +20,16 @@ class Failure(StrEnum):
 
 
 RETRY_AFTER_SECONDS = 7  # what RATE_LIMITED_RETRY_AFTER asks for: longer than the first backoff
+
+# The waits of a feed that retries a kind once and then is served: the first backoff (2 s), or the
+# longer Retry-After the answer asks for. Refusals and empty answers are not retried.
+RETRIED: dict[Failure, list[float]] = {
+    Failure.TIMEOUT: [2.0],
+    Failure.RESET: [2.0],
+    Failure.RATE_LIMITED: [2.0],
+    Failure.RATE_LIMITED_RETRY_AFTER: [float(RETRY_AFTER_SECONDS)],
+    Failure.SERVER_ERROR: [2.0],
+    Failure.HTML: [2.0],
+    Failure.TRUNCATED: [2.0],
+    Failure.GARBLED: [2.0],
+}
