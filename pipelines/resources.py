@@ -172,7 +172,7 @@ class MarketSource(ConfigurableResource):
             throttle.wait()
             return yahoo.fetch_bars(instrument, start, end)
         if market.feed == "ccxt":
-            chain = [name.strip() for name in self.ccxt_exchanges.split(",") if name.strip()]
+            chain = connectivity.exchange_chain(self.ccxt_exchanges)
             return crypto.fetch_bars(instrument, start, end, chain, throttle)
         if market.feed == "akshare":
             return akshare_indices.fetch_bars(instrument, start, end, throttle)
