@@ -33,7 +33,7 @@ demo: manifest
 # Before a live run: can this machine reach every live source? A table per feed and source;
 # exits 1 when a primary source is down (docs/operations.md, "Doctor and fail-fast").
 doctor: install
-	$(BIN)/python -m assets.feeds.doctor
+	$(BIN)/python -m market_intel.feeds.doctor
 
 # The whole suite on every core (pytest-xdist; tests/conftest.py groups the modules that share
 # runs on one worker). PYTEST_ARGS adds options, e.g. PYTEST_ARGS="-m 'not slow'".

@@ -16,9 +16,9 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from assets.storage import DUCKDB_POOL, ReportWindow
+from market_intel.settings import DBT_PROJECT_DIR
+from market_intel.storage import DUCKDB_POOL, ReportWindow
 from pipelines.partitions import report_dates, report_window
-from pipelines.settings import DBT_PROJECT_DIR
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()

@@ -20,7 +20,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from assets.delivery_dispatch import (
+from market_intel.delivery_dispatch import (
     ALERT,
     LEDGER,
     NOTE,
@@ -42,10 +42,10 @@ from assets.delivery_dispatch import (
     sent_before,
     was_sent,
 )
-from assets.storage import DUCKDB_POOL
+from market_intel.settings import absolute_path
+from market_intel.storage import DUCKDB_POOL
 from pipelines.partitions import report_dates, report_window
 from pipelines.resources import ReportDelivery, ReportPublisher
-from pipelines.settings import absolute_path
 
 # A run tag that delivers again what was delivered already, like MARKET_INTEL_NOTIFY_FORCE.
 FORCE_TAG = "market_intel/notify_force"

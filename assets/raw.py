@@ -2,7 +2,7 @@
 
 Every raw asset is the same code, ``build_raw_asset``, around a different fetch: the feeds differ
 only in what they call. A window writes the sessions it owns and fills in missing history
-(``assets.storage.write_window``), in one transaction.
+(``market_intel.storage.write_window``), in one transaction.
 """
 
 from collections.abc import Callable
@@ -22,9 +22,9 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from assets import calendars
-from assets.feeds import FeedError
-from assets.storage import (
+from market_intel import calendars
+from market_intel.feeds import FeedError
+from market_intel.storage import (
     DUCKDB_POOL,
     RAW_TABLES,
     ReportWindow,
@@ -32,7 +32,7 @@ from assets.storage import (
     ensure_raw_schema,
     write_window,
 )
-from assets.universe import Market, instruments, markets
+from market_intel.universe import Market, instruments, markets
 from pipelines.partitions import report_dates, report_window
 from pipelines.resources import FeedBatch, MarketSource
 

@@ -13,12 +13,12 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from assets.commentary import CommentarySettings, write_commentary
-from assets.progress import Progress
-from assets.report_html import render_html
-from assets.reporting import build_report, load_facts, render_markdown
-from assets.storage import DUCKDB_POOL
-from data_checks.gate import evaluate
+from market_intel.checks.gate import evaluate
+from market_intel.commentary import CommentarySettings, write_commentary
+from market_intel.progress import Progress
+from market_intel.report_html import render_html
+from market_intel.reporting import build_report, load_facts, render_markdown
+from market_intel.storage import DUCKDB_POOL
 from pipelines.partitions import report_dates, report_window
 from pipelines.resources import ReportPublisher
 

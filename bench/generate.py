@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from assets.calendars import sessions
-from assets.universe import Instrument, instruments, markets
-from pipelines.settings import DEMO_DATA_DIR, PROJECT_ROOT
+from market_intel.calendars import sessions
+from market_intel.settings import DEMO_DATA_DIR, PROJECT_ROOT
+from market_intel.universe import Instrument, instruments, markets
 
 REFERENCE_DATA = PROJECT_ROOT.parent / "shared" / "reference-data"
 # The real series of ../shared/reference-data/SOURCES.md, best first: where two cover a
@@ -269,7 +269,7 @@ def generate(
 
 def unconfirmed_moves(out: Path) -> list[str]:
     """Daily moves in the generated files beyond the gate's bounds and not in its confirmed list
-    (``data_checks/config.yml``): the quality gate blocks every run that covers them."""
+    (``market_intel/checks/config.yml``): the quality gate blocks every run that covers them."""
     try:
         gate = yaml.safe_load((PROJECT_ROOT / "data_checks" / "config.yml").read_text())
         bounds = gate["return_bounds_pct"]

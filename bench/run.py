@@ -41,11 +41,11 @@ import numpy as np
 import pandas as pd
 from dagster import DagsterInstance
 
-from assets.calendars import sessions
 from assets.dbt import window_environment
-from assets.storage import ReportWindow, ensure_raw_schema
 from bench.generate import REFERENCE_DATA, generate, unconfirmed_moves
-from pipelines.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, PROJECT_ROOT
+from market_intel.calendars import sessions
+from market_intel.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, PROJECT_ROOT
+from market_intel.storage import ReportWindow, ensure_raw_schema
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 INSTANCE_YAML = PROJECT_ROOT / ".dagster_home" / "dagster.yaml"
@@ -398,7 +398,7 @@ def dbt_command(target: Path) -> list[str]:
 
 def write_stock_bars(database: Path, start: date, end: date, stocks: int) -> tuple[int, int]:
     """Deterministic per-stock bars on every A-share session (chained closes), year by year."""
-    from assets.universe import markets
+    from market_intel.universe import markets
 
     calendar = markets()["cn"].calendar
     # A month of sessions before the window: the 20-session turnover average has its history.

@@ -10,14 +10,16 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetKey,
+    MetadataValue,
     asset_check,
 )
 from dagster_duckdb import DuckDBResource
 
-from assets.storage import DUCKDB_POOL
-from data_checks.outcome import ERROR
-from data_checks.suites import Check, all_checks
+from market_intel.checks.outcome import ERROR, MAX_LISTED, CheckOutcome
+from market_intel.checks.suites import Check, all_checks
+from market_intel.storage import DUCKDB_POOL
 from pipelines.partitions import report_dates, report_window
 
 
@@ -36,9 +38,27 @@ def build_asset_check(check: Check) -> AssetChecksDefinition:
         if not outcome.passed:
             log = context.log.error if outcome.severity == ERROR else context.log.warning
             log(outcome.summary())
-        return outcome.to_result()
+        return check_result(outcome)
 
     return _check
+
+
+def check_result(outcome: CheckOutcome) -> AssetCheckResult:
+    """The outcome as Dagster shows it: passed or not, its severity and the first findings."""
+    severity = AssetCheckSeverity.ERROR if outcome.severity == ERROR else AssetCheckSeverity.WARN
+    return AssetCheckResult(
+        passed=outcome.passed,
+        severity=severity,
+        description=outcome.summary()[:4000],
+        metadata={
+            "severity": outcome.severity,
+            "checks": outcome.description,
+            "failures": len(outcome.findings),
+            "first_failures": MetadataValue.json(
+                [finding.message for finding in outcome.findings[:MAX_LISTED]]
+            ),
+        },
+    )
 
 
 gate_checks = [build_asset_check(check) for check in all_checks()]

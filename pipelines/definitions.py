@@ -8,11 +8,11 @@ from assets.delivery import alert_blocked_report, report_deliveries
 from assets.raw import raw_assets
 from assets.report import market_intelligence_report
 from data_checks.asset_checks import gate_checks
+from market_intel.settings import DBT_EXECUTABLE
 from pipelines.partitions import report_dates
 from pipelines.resources import DbtCoreResource, MarketSource, ReportDelivery, ReportPublisher
 from pipelines.schedules import schedules
 from pipelines.sensors import sensors
-from pipelines.settings import DBT_EXECUTABLE
 
 # Everything for a window of report dates: feeds, facts, checks, the report and its delivery,
 # in one run.

@@ -2,7 +2,7 @@
 
 from dagster import AssetCheckExecutionContext, AssetExecutionContext, DailyPartitionsDefinition
 
-from assets.storage import ReportWindow
+from market_intel.storage import ReportWindow
 
 # end_offset=1: today's report date exists as soon as the day starts (it reports yesterday).
 report_dates = DailyPartitionsDefinition(start_date="2015-01-01", end_offset=1, timezone="UTC")

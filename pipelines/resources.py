@@ -14,8 +14,8 @@ from dagster_dbt import DbtCliResource
 from packaging.version import Version
 from pydantic import Field
 
-from assets import calendars
-from assets.feeds import (
+from market_intel import calendars
+from market_intel.feeds import (
     FeedError,
     Throttle,
     akshare_breadth,
@@ -27,9 +27,9 @@ from assets.feeds import (
     replay,
     yahoo,
 )
-from assets.storage import ReportWindow, empty_frame
-from assets.universe import Instrument, Market, markets
-from pipelines.settings import DEMO_DATA_DIR, absolute_path
+from market_intel.settings import DEMO_DATA_DIR, absolute_path
+from market_intel.storage import ReportWindow, empty_frame
+from market_intel.universe import Instrument, Market, markets
 
 SOURCE_MODES = ("live", "replay", "demo")
 # Quotes move from the pre-open auction on (A-shares: 09:15 for a 09:30 open).

@@ -23,8 +23,8 @@ from dagster import (
     schedule,
 )
 
-from assets import calendars
-from assets.universe import markets
+from market_intel import calendars
+from market_intel.universe import markets
 
 JOB_NAME = "market_intel_job"
 DAILY_CRON = "20 0 * * *"

@@ -34,7 +34,7 @@ from dagster import (
 )
 from dagster._core.storage.runs import SqliteRunStorage
 
-from assets.storage import DUCKDB_POOL
+from market_intel.storage import DUCKDB_POOL
 from pipelines.schedules import (
     ATTEMPT_TAG,
     DAILY_PRIORITY,

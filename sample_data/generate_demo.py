@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from assets.calendars import sessions
-from assets.universe import instruments, markets
+from market_intel.calendars import sessions
+from market_intel.universe import instruments, markets
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 SESSIONS = 300

@@ -14,7 +14,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from pipelines.settings import DEMO_DATA_DIR, PROJECT_ROOT
+from market_intel.settings import DEMO_DATA_DIR, PROJECT_ROOT
 
 REFERENCE_DATA = PROJECT_ROOT.parent / "shared" / "reference-data"
 DEMO_DATE = "2026-03-22"

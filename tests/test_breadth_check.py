@@ -7,8 +7,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from assets.storage import RAW_TABLES, ReportWindow, empty_frame, write_window
-from data_checks.suites import find_bad_breadth
+from market_intel.checks.suites import find_bad_breadth
+from market_intel.storage import RAW_TABLES, ReportWindow, empty_frame, write_window
 
 WINDOW = ReportWindow(date(2026, 3, 20), date(2026, 3, 22))  # owns 2026-03-19 and 2026-03-20
 THURSDAY, FRIDAY = date(2026, 3, 19), date(2026, 3, 20)

@@ -24,9 +24,9 @@ import pandas as pd
 import pytest
 from dagster import partition_loading_context
 
-from assets import calendars
-from assets.storage import ensure_raw_schema
-from pipelines.settings import DBT_PROJECT_DIR, DEMO_DATA_DIR
+from market_intel import calendars
+from market_intel.settings import DBT_PROJECT_DIR, DEMO_DATA_DIR
+from market_intel.storage import ensure_raw_schema
 from tests.conftest import REFERENCE_DATA, REFERENCE_FILES, Pipeline
 
 PUBLISHED_END = date(2026, 12, 31)
@@ -37,7 +37,7 @@ def day(text: str) -> date:
 
 
 def xshg(first: str, last: str) -> pd.DataFrame:
-    """XSHG sessions ``first..last`` (inclusive) from assets.calendars, by date."""
+    """XSHG sessions ``first..last`` (inclusive) from market_intel.calendars, by date."""
     frame = calendars.sessions("XSHG", day(first), day(last) + timedelta(days=1))
     return frame.set_index("session_date")
 

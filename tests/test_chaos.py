@@ -57,11 +57,11 @@ from dagster_duckdb import DuckDBResource
 from yfinance.data import SingletonMeta, YfData
 
 from assets import raw
-from assets.feeds import connectivity, crypto, yahoo
-from assets.feeds import defillama as dl
-from assets.feeds.connectivity import HostHealth
-from assets.storage import RAW_TABLES
-from assets.universe import instruments
+from market_intel.feeds import connectivity, crypto, yahoo
+from market_intel.feeds import defillama as dl
+from market_intel.feeds.connectivity import HostHealth
+from market_intel.storage import RAW_TABLES
+from market_intel.universe import instruments
 from pipelines import resources
 from pipelines.resources import MarketSource
 from tests.baostock_server import BaostockServer, kdata_answer
@@ -475,7 +475,7 @@ def inject_baostock(world: World, kind: Failure | Data) -> None:
             server.answer(code, lambda request: kdata_answer(request, fields, []))
         return
     if kind is Failure.TIMEOUT:  # the client's real wait: the server stays silent for longer
-        world.monkeypatch.setattr("assets.feeds.baostock_history.SOCKET_TIMEOUT", 0.3)
+        world.monkeypatch.setattr("market_intel.feeds.baostock_history.SOCKET_TIMEOUT", 0.3)
     code = min(TRADED_ON_SESSION)
     failing = chaos_baostock_answers(code, silent_for=1.0)[kind]
     server.answer(code, failing, baostock_answer(code))

@@ -1,10 +1,10 @@
-"""The quality gate, check by check: for each check of data_checks.suites.all_checks() a crafted
+"""The quality gate, check by check: for each check of market_intel.checks.suites.all_checks() a crafted
 bad input that fails it and a good one that passes, then how the gate maps findings to report
 dates (blocked, left out, warned) and how an outcome becomes a Dagster AssetCheckResult.
 
 Every test works on an in-memory DuckDB holding a small clean "world": every instrument of the
 universe on the real sessions of its exchange calendar (raw.market_sessions from
-assets.calendars), the other raw feeds, and minimal marts tables built from the raw rows with the
+market_intel.calendars), the other raw feeds, and minimal marts tables built from the raw rows with the
 same date rule as the dbt models (docs/quality-gate.md).
 """
 
@@ -15,12 +15,13 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity
 
-from assets import calendars
-from assets.storage import ReportWindow, ensure_raw_schema
-from assets.universe import instruments, markets
-from data_checks import gate, suites
-from data_checks.outcome import ERROR, WARN, CheckOutcome, Finding
-from pipelines.settings import SEEDS_DIR
+from data_checks.asset_checks import check_result
+from market_intel import calendars
+from market_intel.checks import gate, suites
+from market_intel.checks.outcome import ERROR, WARN, CheckOutcome, Finding
+from market_intel.settings import SEEDS_DIR
+from market_intel.storage import ReportWindow, ensure_raw_schema
+from market_intel.universe import instruments, markets
 
 WINDOW = ReportWindow(date(2026, 3, 22), date(2026, 3, 23))  # the Sunday report
 THURSDAY, FRIDAY, SATURDAY = date(2026, 3, 19), date(2026, 3, 20), date(2026, 3, 21)
@@ -472,7 +473,7 @@ def test_a_crypto_bar_on_saturday_is_on_the_24_7_calendar(world: World) -> None:
 
 def provisional_from(world: World, market: str, first: date) -> None:
     """Pretend the market's published calendar ends before ``first``: its later sessions are
-    the provisional calendar's (what assets.calendars writes past the library's end)."""
+    the provisional calendar's (what market_intel.calendars writes past the library's end)."""
     world.execute(
         "UPDATE raw.market_sessions SET provisional = session_date >= ? WHERE market = ?",
         [first, market],
@@ -633,7 +634,7 @@ def test_a_confirmation_covers_one_instrument_and_session_only(
 
 
 def test_return_bounds_follow_the_asset_class(world: World) -> None:
-    """±15 % for an index, ±20 % for an ETF, ±40 % for crypto (data_checks/config.yml)."""
+    """±15 % for an index, ±20 % for an ETF, ±40 % for crypto (market_intel/checks/config.yml)."""
     jump(world, "us/QQQ", FRIDAY, 1.18)
     jump(world, "crypto/BTC-USDT", FRIDAY, 1.3)
     assert_passes(check("return_bounds").evaluate(world.conn, WINDOW))
@@ -941,13 +942,13 @@ def test_a_missing_marts_table_fails_the_check_and_blocks_every_date(world: Worl
     assert set(result.blocked) == set(GATE_WINDOW.report_dates())
 
 
-# --- outcome.to_result: what the Dagster UI shows ----------------------------------------------
+# --- check_result: what the Dagster UI shows ----------------------------------------------
 
 
-def test_to_result_of_a_failed_error_check(world: World) -> None:
+def test_check_result_of_a_failed_error_check(world: World) -> None:
     set_bar(world, "us/GSPC", FRIDAY, close=-5.0, open=-5.0)
     outcome = check("bars_suite", "raw/us_bars").evaluate(world.conn, WINDOW)
-    result = outcome.to_result()
+    result = check_result(outcome)
     assert result.passed is False
     assert result.severity == AssetCheckSeverity.ERROR
     metadata = {key: value.value for key, value in result.metadata.items()}
@@ -958,24 +959,24 @@ def test_to_result_of_a_failed_error_check(world: World) -> None:
     assert result.description.startswith("raw/us_bars bars_suite FAILED (ERROR):")
 
 
-def test_to_result_of_a_warning_and_of_a_pass(world: World) -> None:
+def test_check_result_of_a_warning_and_of_a_pass(world: World) -> None:
     world.execute("UPDATE raw.cn_stock_bars SET close = 0 WHERE session_date = ?", [FRIDAY])
-    warned = check("stock_bars_suite").evaluate(world.conn, WINDOW).to_result()
+    warned = check_result(check("stock_bars_suite").evaluate(world.conn, WINDOW))
     assert warned.passed is False
     assert warned.severity == AssetCheckSeverity.WARN
     assert warned.metadata["severity"].value == WARN
     assert warned.metadata["failures"].value == 1
 
-    passed = check("stablecoin_suite").evaluate(world.conn, WINDOW).to_result()
+    passed = check_result(check("stablecoin_suite").evaluate(world.conn, WINDOW))
     assert passed.passed is True
     assert passed.metadata["failures"].value == 0
     assert passed.metadata["first_failures"].value == []
 
 
-def test_to_result_lists_at_most_twenty_failures() -> None:
+def test_check_result_lists_at_most_twenty_failures() -> None:
     findings = [Finding(f"problem {n}") for n in range(25)]
     outcome = CheckOutcome("bars_suite", "raw/us_bars", ERROR, "test", findings)
-    result = outcome.to_result()
+    result = check_result(outcome)
     assert result.metadata["failures"].value == 25
     assert len(result.metadata["first_failures"].value) == 20
     assert result.description.endswith("... and 5 more")

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from assets.commentary import (
+from market_intel.commentary import (
     CommentarySettings,
     cited_numbers,
     unsupported_numbers,

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 from dagster import AssetKey, DagsterEventType
 
-from assets.feeds import connectivity, defillama
-from assets.feeds.connectivity import Endpoint, Feed, Health, HostHealth, Source
-from pipelines.settings import DEFAULTS
+from market_intel.feeds import connectivity, defillama
+from market_intel.feeds.connectivity import Endpoint, Feed, Health, HostHealth, Source
+from market_intel.settings import DEFAULTS
 from tests.conftest import LOOPBACK, Pipeline
 
 DEMO_DATE, NEXT_DATE = "2026-03-22", "2026-03-23"

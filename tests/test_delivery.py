@@ -26,7 +26,7 @@ from aiosmtpd.controller import Controller
 from dagster import AssetKey, DagsterInstance
 
 from assets.delivery import FORCE_TAG, NOT_CONFIGURED
-from assets.delivery_content import (
+from market_intel.delivery_content import (
     Limits,
     alert_line,
     chat_note,
@@ -38,7 +38,7 @@ from assets.delivery_content import (
     note_title,
     report_link,
 )
-from assets.delivery_dispatch import (
+from market_intel.delivery_dispatch import (
     LEDGER,
     Message,
     ReportFiles,

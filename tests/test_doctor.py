@@ -15,8 +15,8 @@ import ccxt
 import pytest
 import requests
 
-from assets.feeds import connectivity, doctor
-from assets.feeds.connectivity import Health, HostHealth
+from market_intel.feeds import connectivity, doctor
+from market_intel.feeds.connectivity import Health, HostHealth
 from tests.test_connectivity import DNS_FAILURE, NoRoute, hanging, live_hosts
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.settings import SEEDS_DIR
+from market_intel.settings import SEEDS_DIR
 from tests.conftest import (
     DEMO_DATE,
     REFERENCE_FILES,

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import requests
 
-from assets.feeds import (
+from market_intel.feeds import (
     BAR_COLUMNS,
     BAR_FRAME_COLUMNS,
     FeedError,
@@ -590,7 +590,7 @@ def test_turnover_per_session_skips_a_failing_call_with_a_warning(
 def test_turnover_stops_when_every_call_fails(
     monkeypatch: pytest.MonkeyPatch, transport: Transport, throttle: RecordingThrottle
 ) -> None:
-    monkeypatch.setattr("assets.feeds.akshare_breadth.MAX_CONSECUTIVE_FAILURES", 3)
+    monkeypatch.setattr("market_intel.feeds.akshare_breadth.MAX_CONSECUTIVE_FAILURES", 3)
     transport.route(SSE_DEAL, answer=Reply(403, HTML_PAGE))
     transport.route(SZSE_REPORT, answer=Reply(403, HTML_PAGE))
     with pytest.raises(FeedError, match="3 turnover calls failed in a row"):
@@ -669,7 +669,7 @@ def test_baostock_errors_retry_with_a_new_login_or_fail_clearly(
 def test_a_silent_baostock_server_times_out_and_is_retried(
     monkeypatch: pytest.MonkeyPatch, baostock: BaostockServer, throttle: RecordingThrottle
 ) -> None:
-    monkeypatch.setattr("assets.feeds.baostock_history.SOCKET_TIMEOUT", 0.3)
+    monkeypatch.setattr("market_intel.feeds.baostock_history.SOCKET_TIMEOUT", 0.3)
 
     def silent(request: list[str]) -> bytes:
         time.sleep(1.0)  # longer than the socket timeout: the client gives up first
@@ -709,7 +709,7 @@ def test_universe_history_resumes_falls_back_and_survives_a_failing_stock(
     throttle: RecordingThrottle,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr("assets.feeds.akshare_breadth.PROGRESS_EVERY", 2)
+    monkeypatch.setattr("market_intel.feeds.akshare_breadth.PROGRESS_EVERY", 2)
     serve_all_baostock(baostock)
     network_error = lambda request: kdata_error(request, "10002007", "网络接收错误。")
     baostock.answer("300750", network_error)  # baostock keeps failing on it
@@ -751,7 +751,7 @@ def test_universe_history_stops_when_every_stock_fails(
     baostock: BaostockServer,
     throttle: RecordingThrottle,
 ) -> None:
-    monkeypatch.setattr("assets.feeds.akshare_breadth.MAX_CONSECUTIVE_FAILURES", 2)
+    monkeypatch.setattr("market_intel.feeds.akshare_breadth.MAX_CONSECUTIVE_FAILURES", 2)
     for code in ("600519", "000001", "300750"):
         baostock.answer(code, lambda request: kdata_error(request, "10002003", "网络连接超时"))
     transport.route(KLINE, answer=requests.ConnectionError("banned"))

@@ -13,8 +13,8 @@ from typing import ClassVar
 import pandas as pd
 import pytest
 
-from assets.feeds import BAR_FRAME_COLUMNS, FeedError, SchemaDriftError, Throttle, crypto
-from assets.universe import Instrument, instruments
+from market_intel.feeds import BAR_FRAME_COLUMNS, FeedError, SchemaDriftError, Throttle, crypto
+from market_intel.universe import Instrument, instruments
 from tests.transports.failures import RETRIED, Failure
 from tests.transports.venues import OKX, Binance, Kraken, Venues, read_json
 

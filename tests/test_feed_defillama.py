@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import requests
 
-from assets.feeds import (
+from market_intel.feeds import (
     MAX_RETRY_AFTER,
     FeedError,
     RefusedError,
@@ -22,7 +22,7 @@ from assets.feeds import (
     Throttle,
     retry_after_seconds,
 )
-from assets.feeds import defillama as dl
+from market_intel.feeds import defillama as dl
 from tests.transports.failures import RETRIED, Failure
 from tests.transports.http import Answer, FakeHTTP, json_answer
 

@@ -12,8 +12,8 @@ import pytest
 import yfinance as yf
 from yfinance.data import SingletonMeta, YfData
 
-from assets.feeds import FeedError, RefusedError, SchemaDriftError, yahoo
-from assets.universe import instruments, markets
+from market_intel.feeds import FeedError, RefusedError, SchemaDriftError, yahoo
+from market_intel.universe import instruments, markets
 from pipelines.resources import MarketSource
 from tests.transports.failures import RETRY_AFTER_SECONDS, Failure
 from tests.transports.yahoo import CONSENT_URL, CRUMB, FakeYahoo

@@ -39,7 +39,8 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from assets.storage import RAW_TABLES
+from market_intel.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, PROJECT_ROOT
+from market_intel.storage import RAW_TABLES
 from pipelines import schedules, sensors
 from pipelines.partitions import report_dates
 from pipelines.resources import DbtCoreResource
@@ -59,7 +60,6 @@ from pipelines.sensors import (
     release_dead_run_slots,
     retry_requests,
 )
-from pipelines.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, PROJECT_ROOT
 
 NEW_YORK = ZoneInfo("America/New_York")
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

@@ -5,8 +5,8 @@ import json
 import duckdb
 import pytest
 
-from assets.storage import RAW_TABLES
-from pipelines.settings import DBT_PROJECT_DIR
+from market_intel.settings import DBT_PROJECT_DIR
+from market_intel.storage import RAW_TABLES
 from tests.conftest import DEMO_DATE, Pipeline
 
 # demo_run (conftest): the demo date, run once for the session; demo_copy: a copy of it.

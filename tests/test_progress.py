@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from assets.progress import Progress
+from market_intel.progress import Progress
 
 
 def test_progress_logs_every_n_items_and_the_last(caplog: pytest.LogCaptureFixture) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from assets.report_html import (
+from market_intel.report_html import (
     render_html,
     svg_divergence_bands,
     svg_returns_by_market,

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 
-from assets.feeds import FeedError, bar_frame
-from assets.storage import ReportWindow, empty_frame
-from assets.universe import instruments, markets
+from market_intel.feeds import FeedError, bar_frame
+from market_intel.storage import ReportWindow, empty_frame
+from market_intel.universe import instruments, markets
 from pipelines import resources
 from pipelines.resources import MarketSource, last_closed_session, latest_completed_session
 

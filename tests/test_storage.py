@@ -6,7 +6,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from assets.storage import PANDAS_DTYPES, RAW_TABLES, ReportWindow, empty_frame, write_window
+from market_intel.storage import PANDAS_DTYPES, RAW_TABLES, ReportWindow, empty_frame, write_window
 
 TABLE = RAW_TABLES["us_bars"]
 

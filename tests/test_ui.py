@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.settings import PROJECT_ROOT
+from market_intel.settings import PROJECT_ROOT
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 INSTANCE_YAML = PROJECT_ROOT / ".dagster_home" / "dagster.yaml"

@@ -25,8 +25,8 @@ import openpyxl
 import pytest
 import requests
 
-from assets.feeds import Throttle
-from assets.universe import instruments
+from market_intel.feeds import Throttle
+from market_intel.universe import instruments
 from tests import sina_kline
 from tests.baostock_server import END, BaostockServer, kdata_answer
 from tests.transports.failures import Failure

@@ -17,7 +17,7 @@ import ccxt
 import pytest
 import requests
 
-from assets.feeds import crypto
+from market_intel.feeds import crypto
 from tests.transports.failures import RETRY_AFTER_SECONDS, Failure
 from tests.transports.http import Answer, FakeHTTP, json_answer, text_answer
 

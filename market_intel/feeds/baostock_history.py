@@ -17,7 +17,7 @@ from typing import Self
 
 import pandas as pd
 
-from assets.feeds import FeedError, RetryableError, require_columns
+from market_intel.feeds import FeedError, RetryableError, require_columns
 
 FEED = "baostock"
 FUNCTION = "query_history_k_data_plus"

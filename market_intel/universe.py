@@ -4,7 +4,7 @@ import csv
 from dataclasses import dataclass
 from functools import cache
 
-from pipelines.settings import SEEDS_DIR
+from market_intel.settings import SEEDS_DIR
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from datetime import date, timedelta
 
 import duckdb
 
-from assets.storage import ReportWindow
-from data_checks.outcome import ERROR, CheckOutcome, Finding
-from data_checks.suites import all_checks
+from market_intel.checks.outcome import ERROR, CheckOutcome, Finding
+from market_intel.checks.suites import all_checks
+from market_intel.storage import ReportWindow
 
 
 def run_checks(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[CheckOutcome]:

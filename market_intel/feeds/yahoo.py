@@ -19,7 +19,7 @@ from functools import cache
 import pandas as pd
 from curl_cffi import requests as curl_requests
 
-from assets.feeds import (
+from market_intel.feeds import (
     BAR_COLUMNS,
     FeedError,
     RefusedError,
@@ -29,7 +29,7 @@ from assets.feeds import (
     retry_after_seconds,
     with_retries,
 )
-from assets.universe import Instrument
+from market_intel.universe import Instrument
 
 FEED = "yfinance"
 EXPECTED_COLUMNS = ("Open", "High", "Low", "Close", "Volume")

@@ -17,7 +17,7 @@ from typing import TypeVar
 import pandas as pd
 import requests
 
-from assets.feeds import (
+from market_intel.feeds import (
     BAR_COLUMNS,
     FeedError,
     RetryableError,
@@ -26,7 +26,7 @@ from assets.feeds import (
     require_columns,
     with_retries,
 )
-from assets.universe import Instrument
+from market_intel.universe import Instrument
 
 FEED = "akshare"
 EM_LOT = 100  # Eastmoney counts A-share volume in lots of 100 shares, Sina in shares

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from assets.feeds import BAR_COLUMNS, SchemaDriftError
+from market_intel.feeds import BAR_COLUMNS, SchemaDriftError
 
 REQUIRED_COLUMNS = ("date", "close")
 # Read as text: stock codes keep their leading zeros (000001), names stay names.

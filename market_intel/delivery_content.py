@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from assets.report_sections import pct, price
+from market_intel.report_sections import pct, price
 
 REPORT_TITLE = "Market Intelligence Report {report_date}"
 ELLIPSIS = "…"

@@ -7,7 +7,7 @@ under a deadline. Prints one row per feed and source, and exits 1 when a primary
 feed is down (unreachable, failing or answering no rows), 0 otherwise. Offline every row is
 unreachable within the probe's deadline: nothing else is tried.
 
-    python -m assets.feeds.doctor [--exchanges binance,okx,kraken] [--timeout 4]
+    python -m market_intel.feeds.doctor [--exchanges binance,okx,kraken] [--timeout 4]
 """
 
 import argparse
@@ -23,8 +23,8 @@ from typing import TextIO
 import pandas as pd
 import requests
 
-from assets.feeds import connectivity
-from assets.feeds.connectivity import Feed, Health, Source
+from market_intel.feeds import connectivity
+from market_intel.feeds.connectivity import Feed, Health, Source
 
 CHECK_DEADLINE = 15.0  # seconds for all real requests together, after the probe
 CHECK_TIMEOUT = 10.0  # seconds for a request where the library takes a timeout
@@ -45,14 +45,14 @@ def _ymd(day: date) -> str:
 
 def last_a_share_session(today: date) -> date:
     """The latest Shanghai session before ``today``: the exchanges' summaries exist for it."""
-    from assets import calendars
+    from market_intel import calendars
 
     sessions = calendars.sessions("XSHG", today - timedelta(days=20), today)
     return sessions["session_date"].iloc[-1]
 
 
 def yahoo_gspc(today: date) -> list[date]:
-    from assets.feeds import yahoo
+    from market_intel.feeds import yahoo
 
     history = yahoo.fetch_history("^GSPC", today - timedelta(days=8), today + timedelta(days=1))
     return _dates(history.index)
@@ -60,7 +60,7 @@ def yahoo_gspc(today: date) -> list[date]:
 
 def ccxt_candles(exchange_id: str) -> Check:
     def check(today: date) -> list[date]:
-        from assets.feeds.crypto import make_exchange
+        from market_intel.feeds.crypto import make_exchange
 
         exchange = make_exchange(exchange_id)
         exchange.timeout = int(CHECK_TIMEOUT * 1000)
@@ -98,7 +98,7 @@ def legulegu_activity(today: date) -> list[date]:
     """``stock_market_activity_legu``, read by the feed's own parser: one dated breadth row."""
     import akshare as ak
 
-    from assets.feeds.akshare_breadth import parse_legu
+    from market_intel.feeds.akshare_breadth import parse_legu
 
     _, row = parse_legu(ak.stock_market_activity_legu())
     return list(row["session_date"])
@@ -106,7 +106,7 @@ def legulegu_activity(today: date) -> list[date]:
 
 def baostock_bars(today: date) -> list[date]:
     """A few sessions of one stock through the feed's own baostock session (login, query)."""
-    from assets.feeds.baostock_history import Session
+    from market_intel.feeds.baostock_history import Session
 
     with Session() as session:
         bars = session.daily_bars("600000", today - timedelta(days=10), today + timedelta(days=1))
@@ -347,7 +347,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipelines import settings  # noqa: F401 - fills in the MARKET_INTEL_* defaults
+    from market_intel import settings  # noqa: F401 - fills in the MARKET_INTEL_* defaults
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(

@@ -22,9 +22,9 @@ from functools import partial
 
 import pandas as pd
 
-from assets.feeds import FeedError, SchemaDriftError, Throttle, require_columns
-from assets.feeds import baostock_history as baostock
-from assets.feeds.akshare_indices import (
+from market_intel.feeds import FeedError, SchemaDriftError, Throttle, require_columns
+from market_intel.feeds import baostock_history as baostock
+from market_intel.feeds.akshare_indices import (
     EM_LOT,
     FEED,
     call_with_retries,
@@ -32,8 +32,8 @@ from assets.feeds.akshare_indices import (
     in_range,
     ymd,
 )
-from assets.feeds.baostock_history import STOCK_BAR_COLUMNS
-from assets.progress import Progress
+from market_intel.feeds.baostock_history import STOCK_BAR_COLUMNS
+from market_intel.progress import Progress
 
 BREADTH_ID = "cn/breadth"
 UNIVERSE_ID = "cn/a-share-universe"

@@ -120,7 +120,7 @@ def exchange_chain(setting: str) -> list[str]:
 
 def ccxt_source(exchange_id: str) -> Source:
     """A ccxt venue with the hosts of its public API, as ccxt itself knows them."""
-    from assets.feeds.crypto import make_exchange
+    from market_intel.feeds.crypto import make_exchange
 
     try:
         exchange = make_exchange(exchange_id)

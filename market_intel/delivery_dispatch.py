@@ -21,7 +21,7 @@ import apprise
 import duckdb
 from apprise.utils.parse import parse_urls
 
-from assets.delivery_content import (
+from market_intel.delivery_content import (
     Limits,
     alert_line,
     chat_note,

@@ -1,10 +1,9 @@
-"""What a check found, in a form the asset check, the gate and the report all read."""
+"""What a check found, in a form the asset checks, the gate and the report all read."""
 
 from dataclasses import dataclass, field
 from datetime import date
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 ERROR, WARN = "ERROR", "WARN"
 MAX_LISTED = 20
@@ -51,19 +50,3 @@ class CheckOutcome:
         if len(self.findings) > MAX_LISTED:
             lines.append(f"  - ... and {len(self.findings) - MAX_LISTED} more")
         return "\n".join(lines)
-
-    def to_result(self) -> AssetCheckResult:
-        severity = AssetCheckSeverity.ERROR if self.severity == ERROR else AssetCheckSeverity.WARN
-        return AssetCheckResult(
-            passed=self.passed,
-            severity=severity,
-            description=self.summary()[:4000],
-            metadata={
-                "severity": self.severity,
-                "checks": self.description,
-                "failures": len(self.findings),
-                "first_failures": MetadataValue.json(
-                    [finding.message for finding in self.findings[:MAX_LISTED]]
-                ),
-            },
-        )

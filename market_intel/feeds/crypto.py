@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from assets.feeds import (
+from market_intel.feeds import (
     BAR_COLUMNS,
     FeedError,
     RetryableError,
@@ -29,7 +29,7 @@ from assets.feeds import (
     retry_after_seconds,
     with_retries,
 )
-from assets.universe import Instrument
+from market_intel.universe import Instrument
 
 if TYPE_CHECKING:
     import ccxt

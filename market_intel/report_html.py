@@ -11,7 +11,7 @@ from collections.abc import Callable
 from html import escape
 from typing import Any
 
-from assets.report_sections import dated
+from market_intel.report_sections import dated
 
 # Charts are drawn in a narrow coordinate system so their text stays legible once a phone scales
 # the SVG down to its width; the page caps their width so desktops do not blow them up.

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pandas as pd
 import requests
 
-from assets.feeds import (
+from market_intel.feeds import (
     FeedError,
     RefusedError,
     RetryableError,

@@ -2,7 +2,7 @@
 
 Each check reads the rows the window's reports depend on, validates them with a GX suite, and
 turns every failed expectation into ``Finding``s that name the feed, instrument, date and values.
-Severities and thresholds come from ``data_checks/config.yml`` (docs/quality-gate.md).
+Severities and thresholds come from ``market_intel/checks/config.yml`` (docs/quality-gate.md).
 """
 
 from collections.abc import Callable
@@ -18,11 +18,11 @@ import great_expectations.expectations as gxe
 import pandas as pd
 import yaml
 
-from assets import calendars
-from assets.storage import RAW_TABLES, ReportWindow
-from assets.universe import instruments, markets
-from data_checks.gx_runner import ExpectationFailure, new_suite, validate
-from data_checks.outcome import CheckOutcome, Finding
+from market_intel import calendars
+from market_intel.checks.gx_runner import ExpectationFailure, new_suite, validate
+from market_intel.checks.outcome import CheckOutcome, Finding
+from market_intel.storage import RAW_TABLES, ReportWindow
+from market_intel.universe import instruments, markets
 
 CONFIG_PATH = Path(__file__).with_name("config.yml")
 # Reports near the window's start read sessions before it: Friday's close for a Sunday report,
@@ -355,7 +355,7 @@ def find_extreme_returns(conn: duckdb.DuckDBPyConnection, window: ReportWindow) 
             findings.append(
                 Finding(
                     f"marts.fct_market_daily return_bounds: {len(rows)} return(s) need "
-                    f"confirmation (data_checks/config.yml confirmed_moves): {samples}",
+                    f"confirmation (market_intel/checks/config.yml confirmed_moves): {samples}",
                     str(market),
                     rows=rows[["instrument_id", "session_date"]],
                 )

@@ -17,11 +17,11 @@ import duckdb
 import pandas as pd
 import yaml
 
-from assets.report_sections import sections
-from assets.universe import instruments, markets
-from data_checks.gate import DateVerdict
-from data_checks.outcome import CheckOutcome
-from pipelines.settings import DBT_PROJECT_DIR
+from market_intel.checks.gate import DateVerdict
+from market_intel.checks.outcome import CheckOutcome
+from market_intel.report_sections import sections
+from market_intel.settings import DBT_PROJECT_DIR
+from market_intel.universe import instruments, markets
 
 RULES_PATH = Path(__file__).with_name("report_rules.yml")
 DISCLAIMER = (
