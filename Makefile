@@ -4,6 +4,10 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 DEMO_DATE ?= 2026-03-22
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# Every Dagster process of `make dev` (webserver, daemon, code server) plans a range run with one
+# event per asset, not one per report date; market_intel/settings.py sets the same for processes
+# that load the definitions (PROCESS_ENVIRONMENT, docs/operations.md).
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 # The venv's dbt, dagster and python first, activated or not: dagster-dbt runs `dbt` from PATH
 # when `dagster dev` prepares the dbt project.
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -25,8 +29,10 @@ install: $(VENV)/.installed
 manifest: install
 	cd dbt_project && ../$(BIN)/dbt parse --quiet
 
+# The demo data into the project's database (MARKET_INTEL_DB, default data/market_intel.duckdb),
+# the one `make dev` shows: re-run its dates from the UI with MARKET_INTEL_SOURCE=demo make dev.
 demo: manifest
-	MARKET_INTEL_SOURCE=demo MARKET_INTEL_DB=$${MARKET_INTEL_DB:-data/demo.duckdb} \
+	MARKET_INTEL_SOURCE=demo \
 		$(BIN)/dagster asset materialize -m pipelines.definitions --select '*' --partition $(DEMO_DATE)
 	@echo "Report published: $${MARKET_INTEL_REPORTS_DIR:-reports}/$(DEMO_DATE).md (.html and .json beside it)"
 

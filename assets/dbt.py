@@ -1,13 +1,18 @@
-"""dbt models as Dagster assets: the one place facts are computed, built per report-date window."""
+"""dbt models as Dagster assets: the one place facts are computed.
+
+One step of each run: the incremental facts are partitioned by report date and built per window
+of report dates; the seeds and views have no dates and are not partitioned.
+"""
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy
+from dagster import AssetExecutionContext, AssetSpec, BackfillPolicy, Config
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -18,7 +23,8 @@ from dagster_dbt import (
 
 from market_intel.settings import DBT_PROJECT_DIR
 from market_intel.storage import DUCKDB_POOL, ReportWindow
-from pipelines.partitions import report_dates, report_window
+from pipelines.partitions import report_dates, run_window
+from pipelines.resources import SingleWriterDuckDB
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()
@@ -27,21 +33,81 @@ if not dbt_project.manifest_path.exists():
 
 PARTIAL_PARSE = "partial_parse.msgpack"
 KEPT_ARTIFACTS = {"run_results.json"}
-translator = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+class ReportDateTranslator(DagsterDbtTranslator):
+    """dagster-dbt's translator, with report-date partitions for the incremental models only.
+
+    Seeds and views have no dates: they show and run unpartitioned, once a run. One
+    ``@dbt_assets`` keeps one dbt step: the views sit between the facts (staging before them,
+    intermediate and quality views between and after them), so two ``@dbt_assets`` would make
+    Dagster cut each into several steps, five ``dbt build`` invocations a run.
+    """
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if is_dated(self.get_resource_props(manifest, unique_id)):
+            return spec.replace_attributes(partitions_def=report_dates)
+        return spec
+
+
+def is_dated(resource_props: Mapping[str, Any]) -> bool:
+    """Incremental models hold rows per report date; seeds, views and sources do not."""
+    return resource_props.get("config", {}).get("materialized") == "incremental"
+
+
+translator = ReportDateTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+class DbtBuildConfig(Config):
+    """What a person may ask of the dbt step in the UI's launchpad."""
+
+    full_refresh: bool = False
+
+
+@dataclass(frozen=True)
+class DbtBuild:
+    """A ``dbt build`` invocation: its arguments, and the environment dbt reads its window
+    from."""
+
+    args: list[str]
+    env: dict[str, str]
+
+
+def dbt_build(window: ReportWindow | None, full_refresh: bool = False) -> DbtBuild:
+    """The dbt arguments and environment of the step; the nodes are dagster-dbt's selection,
+    from the step's assets.
+
+    The window goes in the environment, not in ``--vars``: when its vars change, dbt re-parses
+    the whole project (1.8 s a run here); when an environment variable changes, only the models
+    that read it while parsing. No window (a run without report dates, e.g. seeds alone): dbt
+    builds every date.
+    """
+    args = ["build", *(["--full-refresh"] if full_refresh else [])]
+    return DbtBuild(args, window_environment(window) if window else {})
 
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
-    partitions_def=report_dates,
     backfill_policy=BackfillPolicy.single_run(),
     dagster_dbt_translator=translator,
     pool=DUCKDB_POOL,
 )
-def market_intel_dbt(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-    """``dbt build`` of the selected models for the run's window of report dates."""
-    with environment(window_environment(report_window(context))):
-        invocation = dbt.cli(["build"], context=context)
-    yield from invocation.stream()
+def market_intel_dbt(
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    duckdb: SingleWriterDuckDB,
+    config: DbtBuildConfig,
+) -> Iterator[Any]:
+    """``dbt build`` of the selected nodes for the run's window of report dates, under the
+    DuckDB file's writer lock."""
+    build = dbt_build(run_window(context), config.full_refresh)
+    with duckdb.writer_lock():
+        with environment(build.env):
+            invocation = dbt.cli(build.args, context=context)
+        yield from invocation.stream()
     tidy_run_target(invocation.target_path)
 
 
@@ -70,11 +136,7 @@ def tidy_run_target(run_target: Path) -> None:
 
 
 def window_environment(window: ReportWindow) -> dict[str, str]:
-    """The environment variables that give dbt its window (macros/report_window.sql).
-
-    Not dbt vars: when its vars change, dbt re-parses the whole project (1.8 s a run here);
-    when an environment variable changes, only the models that read it while parsing.
-    """
+    """The environment variables that give dbt its window (macros/report_window.sql)."""
     return {
         "MARKET_INTEL_WINDOW_START": window.start.isoformat(),
         "MARKET_INTEL_WINDOW_END": window.end.isoformat(),

@@ -2,15 +2,21 @@
 
 Every raw asset is the same code, ``build_raw_asset``, around a different fetch: the feeds differ
 only in what they call. A window writes the sessions it owns and fills in missing history
-(``market_intel.storage.write_window``), in one transaction.
+(``market_intel.storage.write_window``), in one transaction. Then the same step runs the asset's
+own raw checks (``check_specs``) over what is stored, saves their findings to
+``quality.raw_findings`` for dbt's gate, and reports one check result each: an ERROR check is
+blocking, so corrupt feed data stops the run before dbt.
 """
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
+import duckdb
 import pandas as pd
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -22,7 +28,11 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from data_checks.results import check_result, log_outcome
 from market_intel import calendars
+from market_intel.checks.findings import replace_findings
+from market_intel.checks.outcome import ERROR
+from market_intel.checks.suites import raw_checks
 from market_intel.feeds import FeedError
 from market_intel.storage import (
     DUCKDB_POOL,
@@ -45,6 +55,37 @@ def raw_key(table: str) -> AssetKey:
     return AssetKey(["raw", table])
 
 
+def raw_check_specs(key: AssetKey) -> list[AssetCheckSpec]:
+    """The asset's own raw checks, labelled with their severity; ERROR ones are blocking. No
+    partitions of their own: a run evaluates each once, over its whole window."""
+    return [
+        AssetCheckSpec(
+            check.name,
+            asset=key,
+            blocking=check.severity == ERROR,
+            description=f"{check.severity}: {check.description}",
+        )
+        for check in raw_checks(key.to_user_string())
+    ]
+
+
+def run_raw_checks(
+    context: AssetExecutionContext,
+    conn: duckdb.DuckDBPyConnection,
+    key: AssetKey,
+    window: ReportWindow,
+) -> list[AssetCheckResult]:
+    """Evaluate the asset's raw checks over what is stored for the window (also after a failed
+    fetch), store their findings for the gate and log the failures."""
+    results = []
+    for check in raw_checks(key.to_user_string()):
+        outcome = check.evaluate(conn, window)
+        replace_findings(conn, outcome, window)
+        log_outcome(context.log, outcome)
+        results.append(check_result(outcome))
+    return results
+
+
 SOURCE_HEALTH = raw_key("source_health")
 SOURCE_HEALTH_COLUMNS = (
     "probed_at TIMESTAMP NOT NULL, source VARCHAR NOT NULL, host VARCHAR NOT NULL, "
@@ -56,7 +97,7 @@ SOURCE_HEALTH_COLUMNS = (
 @asset(
     key=SOURCE_HEALTH,
     group_name="sources",
-    partitions_def=report_dates,
+    # No partitions: one probe per run, whatever its report dates.
     backfill_policy=BackfillPolicy.single_run(),
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
@@ -96,9 +137,10 @@ def build_raw_asset(
 ) -> AssetsDefinition:
     """A partitioned raw asset: fetch the window's range, write it, report what was missing."""
     table = RAW_TABLES[table_name]
+    key = raw_key(table.name)
 
     @asset(
-        key=raw_key(table.name),
+        key=key,
         group_name=group,
         partitions_def=report_dates,
         backfill_policy=BackfillPolicy.single_run(),
@@ -106,6 +148,7 @@ def build_raw_asset(
         pool=DUCKDB_POOL,
         description=description,
         deps=[SOURCE_HEALTH],
+        check_specs=raw_check_specs(key),
     )
     def _raw(
         context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
@@ -119,6 +162,7 @@ def build_raw_asset(
             batch = FeedBatch(empty_frame(table.name), [failure])
         with duckdb.get_connection() as conn:
             summary = write_window(conn, table, batch.frame, window)
+            check_results = run_raw_checks(context, conn, key, window)
         context.log.info(
             "%s: %d owned rows replaced, %d history rows added for report dates %s..%s",
             table.qualified,
@@ -135,7 +179,8 @@ def build_raw_asset(
                 "sources": ", ".join(sources) or "none",
                 "unavailable": MetadataValue.json(batch.unavailable),
                 **({"failed": failure} if failure else {}),
-            }
+            },
+            check_results=check_results,
         )
 
     return _raw
@@ -221,8 +266,11 @@ stablecoin_supply = build_raw_asset(
 )
 
 
+CN_STOCK_BARS = raw_key("cn_stock_bars")
+
+
 @asset(
-    key=raw_key("cn_stock_bars"),
+    key=CN_STOCK_BARS,
     group_name="cn",
     partitions_def=report_dates,
     backfill_policy=BackfillPolicy.single_run(),
@@ -231,6 +279,7 @@ stablecoin_supply = build_raw_asset(
     description="Per-stock A-share daily bars for the window's own sessions, so breadth of any "
     "past session comes from SQL. Resumable: each stock is saved as it arrives.",
     deps=[SOURCE_HEALTH],
+    check_specs=raw_check_specs(CN_STOCK_BARS),
 )
 def cn_stock_bars(
     context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
@@ -256,12 +305,14 @@ def cn_stock_bars(
             table.name,
             lambda: source.fetch_stock_bars(window, done, save, context.log),
         )
+        check_results = run_raw_checks(context, conn, CN_STOCK_BARS, window)
     return MaterializeResult(
         metadata={
             "stocks_fetched": fetched or 0,
             "stocks_resumed": len(done),
             **({"failed": failure} if failure else {}),
-        }
+        },
+        check_results=check_results,
     )
 
 

@@ -13,7 +13,8 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from market_intel.checks.gate import evaluate
+from market_intel.checks.gate import DateVerdict, verdicts
+from market_intel.checks.suites import all_checks
 from market_intel.commentary import CommentarySettings, write_commentary
 from market_intel.progress import Progress
 from market_intel.report_html import render_html
@@ -33,6 +34,9 @@ FACTS = [
     "fct_defi_category_tvl",
     "fct_defi_protocol_tvl",
     "fct_stablecoin_supply",
+    # the quality gate (dbt views): the report reads each date's verdict, never re-runs a check
+    "fct_gate_findings",
+    "fct_report_verdict",
 ]
 
 
@@ -52,10 +56,11 @@ def market_intelligence_report(
 ) -> MaterializeResult:
     window = report_window(context)
     with duckdb.get_connection() as conn:
-        gate = evaluate(conn, window, partial=publisher.partial_reports)
+        gate = verdicts(conn, window, partial=publisher.partial_reports)
         facts = load_facts(conn, window.start, window.end)
     commentary = CommentarySettings.from_env()
-    blocked = gate.blocked
+    checks = all_checks()
+    blocked = {d: v.blocked for d, v in sorted(gate.items()) if v.blocked}
     dates = window.report_dates()
     progress = Progress(context.log, "reports", "dates", len(dates), PROGRESS_EVERY)
     published = 0
@@ -63,7 +68,8 @@ def market_intelligence_report(
         if not facts.snapshot.on(report_date):
             blocked.setdefault(report_date, []).append("no facts in marts.fct_report_snapshot")
         if report_date not in blocked:
-            report = build_report(report_date, facts, gate.verdict(report_date), gate.outcomes)
+            verdict = gate.get(report_date, DateVerdict())
+            report = build_report(report_date, facts, verdict, checks)
             narrative = write_commentary(report, commentary)
             if narrative:
                 report["commentary"] = narrative

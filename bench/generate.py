@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from market_intel.calendars import sessions
-from market_intel.settings import DEMO_DATA_DIR, PROJECT_ROOT
+from market_intel.settings import DEMO_DATA_DIR, PROJECT_ROOT, SEEDS_DIR
 from market_intel.universe import Instrument, instruments, markets
 
 REFERENCE_DATA = PROJECT_ROOT.parent / "shared" / "reference-data"
@@ -269,13 +268,11 @@ def generate(
 
 def unconfirmed_moves(out: Path) -> list[str]:
     """Daily moves in the generated files beyond the gate's bounds and not in its confirmed list
-    (``market_intel/checks/config.yml``): the quality gate blocks every run that covers them."""
-    try:
-        gate = yaml.safe_load((PROJECT_ROOT / "data_checks" / "config.yml").read_text())
-        bounds = gate["return_bounds_pct"]
-        confirmed = {(m["instrument_id"], str(m["session_date"])) for m in gate["confirmed_moves"]}
-    except (OSError, KeyError, TypeError):
-        return []
+    (the seeds ``return_bounds.csv`` and ``confirmed_moves.csv``): the quality gate blocks every
+    run that covers them."""
+    bounds = dict(pd.read_csv(SEEDS_DIR / "return_bounds.csv").itertuples(index=False))
+    moves_seed = pd.read_csv(SEEDS_DIR / "confirmed_moves.csv", dtype=str)
+    confirmed = set(zip(moves_seed["instrument_id"], moves_seed["session_date"], strict=True))
     moves = []
     for instrument in instruments():
         path = out / f"{instrument.instrument_id}.csv"

@@ -10,6 +10,10 @@ Scenarios (``--only`` picks some, comma-separated):
   reports included, from an empty database, over replay data from ``bench/generate.py`` (real
   series from ../shared/reference-data where present). Target: 10 years within 300 s; the cost
   should be linear in the number of dates (10y/1y time against 10).
+- ``backfill-2y``, ``backfill-2y-default-instance``: the same two-year one-run backfill with the
+  project's instance, then with Dagster's default one (a ``DAGSTER_HOME`` holding no
+  ``dagster.yaml``: no pool, Dagster's own SQLite event log). Target: the default at most 3x the
+  project's.
 - ``breadth-5000x10y``: ``dbt build`` of the A-share breadth models over 5,000 stocks x 10 years
   of per-stock bars (``raw.cn_stock_bars``, written straight into DuckDB). Target 60 s of dbt.
 
@@ -55,8 +59,17 @@ DEMO_DATE = "2026-03-22"
 DAY_BEFORE_DEMO = "2026-03-21"
 ONE_DATE_REPEATS = 3
 TARGETS = {"one-date": 20.0, "backfill-10y": 300.0, "breadth-5000x10y": 60.0}
-BACKFILL_YEARS = {"backfill-1y": 1, "backfill-5y": 5, "backfill-10y": 10}
-SCENARIOS = ["one-date", *BACKFILL_YEARS, "breadth-5000x10y"]
+BACKFILL_YEARS = {"backfill-1y": 1, "backfill-2y": 2, "backfill-5y": 5, "backfill-10y": 10}
+# Backfills on Dagster's default instance, by the project-instance scenario they repeat.
+DEFAULT_INSTANCE = {"backfill-2y-default-instance": "backfill-2y"}
+DEFAULT_INSTANCE_RATIO_TARGET = 3.0
+SCENARIOS = [
+    "one-date",
+    *BACKFILL_YEARS,
+    *DEFAULT_INSTANCE,
+    "breadth-5000x10y",
+    "postgres-1y",
+]
 LOOKBACK_DAYS = 400  # MARKET_INTEL_LOOKBACK_DAYS's default: history a first run fetches
 
 
@@ -77,6 +90,7 @@ class Measurement:
     steps: dict[str, float] = field(default_factory=dict)
     dbt_models: dict[str, float] = field(default_factory=dict)
     dagster_events: int = 0
+    dated_events: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -148,10 +162,15 @@ def measure(command: list[str], env: dict[str, str], cwd: Path, log: Path, timeo
     return process.returncode, wall, usage.ru_maxrss / 1024, timed_out
 
 
-def pipeline_env(root: Path, source: str, replay: Path | None = None) -> dict[str, str]:
+def pipeline_env(
+    root: Path, source: str, replay: Path | None = None, project_instance: bool = True
+) -> dict[str, str]:
+    """The run's environment; its ``DAGSTER_HOME`` holds the project's dagster.yaml, or none
+    (Dagster's default instance)."""
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(INSTANCE_YAML, home / "dagster.yaml")
+    if project_instance:
+        shutil.copy(INSTANCE_YAML, home / "dagster.yaml")
     return {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -194,6 +213,9 @@ def read_events(result: Measurement, home: Path) -> list[str]:
         begun = ended = None
         events = instance.all_logs(run.run_id)
         result.dagster_events = len(events)
+        result.dated_events = sum(
+            1 for event in events if event.dagster_event and event.dagster_event.partition
+        )
         for event in events:
             kind = event.dagster_event_type
             if kind == DagsterEventType.RUN_START:
@@ -249,8 +271,9 @@ def event_cost_ms(workdir: Path, dates: int = 300) -> float:
     """Milliseconds Dagster spends per event in a one-run backfill, with this instance config.
 
     Times one-run backfills of 1 and ``dates`` report dates of an asset that does nothing: the
-    difference is two events per extra date (planned, materialized), so this, times a run's
-    event count, is the part of its time that is Dagster bookkeeping.
+    difference is one materialization event per extra date (the range is planned with one
+    event, DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS), so this, times a run's event
+    count, is the part of its time that is Dagster bookkeeping.
     """
     from dagster import BackfillPolicy, asset, materialize
 
@@ -274,7 +297,7 @@ def event_cost_ms(workdir: Path, dates: int = 300) -> float:
     with instance_at(home) as instance:
         one = backfill_seconds(instance, "2020-01-01")
         many = backfill_seconds(instance, last)
-    return 1000 * (many - one) / (2 * (dates - 1))
+    return 1000 * (many - one) / (dates - 1)
 
 
 def one_date(workdir: Path, timeout: float) -> list[Measurement]:
@@ -317,19 +340,21 @@ def median_run(runs: list[Measurement]) -> Measurement:
 
 
 def backfill(name: str, workdir: Path, replay: Path, end: date, timeout: float) -> Measurement:
-    years = BACKFILL_YEARS[name]
+    default_instance = name in DEFAULT_INSTANCE
+    years = BACKFILL_YEARS[DEFAULT_INSTANCE.get(name, name)]
     start = date(end.year - years + 1, 1, 1) if end.month == 12 and end.day == 31 else None
     start = start or end - timedelta(days=round(365.25 * years) - 1)
     result = Measurement(
         name,
         f"one-run backfill of report dates {start}..{end} ({years} y), whole universe, reports "
-        "included, empty database",
+        "included, empty database"
+        + (", Dagster's default instance (no dagster.yaml)" if default_instance else ""),
         "",
         target_s=TARGETS.get(name),
         dates=(end - start).days + 1,
     )
     root = fresh(workdir / name)
-    env = pipeline_env(root, "replay", replay)
+    env = pipeline_env(root, "replay", replay, project_instance=not default_instance)
     run_pipeline(result, root, env, ["--partition-range", f"{start}...{end}"], timeout)
     if result.status == "success" and result.reports_written < result.dates:
         result.notes.append(f"only {result.reports_written} of {result.dates} reports written")
@@ -449,7 +474,7 @@ def fresh(path: Path) -> Path:
 
 def linearity(results: dict[str, Measurement]) -> list[str]:
     """10y/1y time against 10, the cost per extra date, and the steps that grow faster."""
-    one, five, ten = (results.get(name) for name in BACKFILL_YEARS)
+    one, five, ten = (results.get(f"backfill-{years}y") for years in (1, 5, 10))
     if not (one and ten and one.status == ten.status == "success"):
         return ["linearity: needs successful backfill-1y and backfill-10y runs"]
     ratio = ten.wall_s / one.wall_s
@@ -478,6 +503,23 @@ def linearity(results: dict[str, Measurement]) -> list[str]:
     return lines
 
 
+def default_instance_ratios(results: dict[str, Measurement]) -> list[str]:
+    """Each default-instance backfill's wall time against the project instance's."""
+    lines = []
+    for name, project_name in DEFAULT_INSTANCE.items():
+        default, project = results.get(name), results.get(project_name)
+        if not (default and project and default.status == project.status == "success"):
+            continue
+        ratio = default.wall_s / project.wall_s
+        verdict = "met" if ratio <= DEFAULT_INSTANCE_RATIO_TARGET else "MISSED"
+        lines.append(
+            f"{name}: {default.wall_s:.1f} s against {project.wall_s:.1f} s with the project's "
+            f"instance: {ratio:.2f}x (target at most {DEFAULT_INSTANCE_RATIO_TARGET:.0f}x: "
+            f"{verdict})"
+        )
+    return lines
+
+
 def markdown(results: list[Measurement], info: dict[str, str], command: str) -> str:
     lines = [
         f"Measured with `{command}` on {date.today().isoformat()}.",
@@ -495,6 +537,9 @@ def markdown(results: list[Measurement], info: dict[str, str], command: str) -> 
     by_name = {r.scenario: r for r in results}
     if any(name in by_name for name in BACKFILL_YEARS):
         lines += ["", "Linearity:", ""] + [f"- {line}" for line in linearity(by_name)]
+    ratios = default_instance_ratios(by_name)
+    if ratios:
+        lines += ["", "Default instance:", ""] + [f"- {line}" for line in ratios]
     for r in results:
         lines += ["", f"**{r.scenario}**: {r.description}.", ""]
         lines += [f"- {note}" for note in r.notes]
@@ -538,7 +583,7 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     results: list[Measurement] = []
     replay = args.workdir / "replay"
-    if any(name in BACKFILL_YEARS for name in chosen):
+    if any(name in BACKFILL_YEARS or name in DEFAULT_INSTANCE for name in chosen):
         first = date(args.end.year - 10, 1, 1) - timedelta(days=LOOKBACK_DAYS + 31)
         reference = None if args.no_reference else REFERENCE_DATA
         fresh(replay)
@@ -558,8 +603,12 @@ def main() -> int:
         print(f"== {name}", flush=True)
         if name == "one-date":
             measured = one_date(args.workdir, args.timeout)
-        elif name in BACKFILL_YEARS:
+        elif name in BACKFILL_YEARS or name in DEFAULT_INSTANCE:
             measured = [backfill(name, args.workdir, replay, args.end, args.timeout)]
+        elif name == "postgres-1y":  # Dagster's storage in PostgreSQL (bench/postgres.py)
+            from bench.postgres import postgres_1y
+
+            measured = postgres_1y(args.workdir, args.end, args.timeout)
         else:
             measured = [breadth(args.workdir, args.end, args.stocks, 10, args.timeout)]
         for result in measured:
@@ -568,6 +617,13 @@ def main() -> int:
                 result.notes.append(
                     f"{result.dagster_events:,} Dagster events in the run's log: about "
                     f"{share:.0f} s of bookkeeping at {cost:.2f} ms each (planned events included)"
+                )
+            if result.dated_events and result.dates:
+                per_date = result.dated_events / result.dates
+                per_run = result.dagster_events - result.dated_events
+                result.notes.append(
+                    f"events per report date: {per_date:.1f} (the events naming a report date, "
+                    f"{result.dated_events:,}, over {result.dates} dates); {per_run:,} per run"
                 )
             print(
                 f"   {result.scenario}: {result.status}, {result.wall_s:.1f} s, "

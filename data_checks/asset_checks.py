@@ -1,64 +1,88 @@
-"""Every check of the gate as a partition-aware Dagster asset check, shown in the UI with its
-severity and the offending values.
+"""The fact checks of the gate as one Dagster step: a multi-asset check that reads dbt's findings
+(marts.fct_gate_findings) for the run's report dates and reports one result per check, on the
+mart asset the check is on. Nothing is computed here: dbt computed the findings once, and the
+report asset reads the same view's verdict.
 
-ERROR checks on raw tables are blocking: corrupt feed data stops the run before dbt. Checks on
-facts (freshness, return bounds, ...) are not: one stale or unconfirmed date must not hold back
-the other dates of a backfill, and the report asset's gate blocks exactly the dates they touch.
+Not blocking: one stale or unconfirmed date must not hold back the other dates of a backfill;
+the report asset blocks exactly the dates the findings touch. Not partitioned: one result per
+check for the run, whatever its window (the raw checks run in their raw assets' steps).
 """
+
+from collections.abc import Iterator, Mapping
+from datetime import date, timedelta
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetChecksDefinition,
-    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetKey,
-    MetadataValue,
-    asset_check,
+    multi_asset_check,
 )
 from dagster_duckdb import DuckDBResource
 
-from market_intel.checks.outcome import ERROR, MAX_LISTED, CheckOutcome
-from market_intel.checks.suites import Check, all_checks
-from market_intel.storage import DUCKDB_POOL
-from pipelines.partitions import report_dates, report_window
+from data_checks.results import check_result, log_outcome
+from market_intel.checks.gate import FINDINGS, GateFinding, read_findings
+from market_intel.checks.outcome import CheckOutcome, Finding
+from market_intel.checks.suites import Check, fact_checks
+from market_intel.storage import DUCKDB_POOL, ReportWindow
+
+# Dagster's documented run tags: a one-partition run, and a range run (inclusive keys).
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+# A run without a partition (launched for the check alone) checks every report date.
+EVERY_DATE = ReportWindow(date(1900, 1, 1), date(9999, 1, 1))
+FINDINGS_KEY = AssetKey(FINDINGS.split("."))
 
 
-def build_asset_check(check: Check) -> AssetChecksDefinition:
-    @asset_check(
-        asset=AssetKey(check.asset.split("/")),
+def run_window(tags: Mapping[str, str]) -> ReportWindow:
+    """The run's report dates ``[start, end)`` from its tags."""
+    if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
+        start, last = tags[RANGE_START_TAG], tags[RANGE_END_TAG]
+    elif PARTITION_TAG in tags:
+        start = last = tags[PARTITION_TAG]
+    else:
+        return EVERY_DATE
+    return ReportWindow(date.fromisoformat(start), date.fromisoformat(last) + timedelta(days=1))
+
+
+def check_outcome(check: Check, findings: list[GateFinding]) -> CheckOutcome:
+    """The check's findings among the window's, one per report date and message."""
+    mine = [f for f in findings if (f.check_name, f.asset) == (check.name, check.asset)]
+    return CheckOutcome(
+        check.name,
+        check.asset,
+        check.severity,
+        check.description,
+        [Finding(f.message, f.market) for f in mine],
+    )
+
+
+def spec(check: Check) -> AssetCheckSpec:
+    return AssetCheckSpec(
         name=check.name,
-        blocking=check.severity == ERROR and check.asset.startswith("raw/"),
-        partitions_def=report_dates,
-        pool=DUCKDB_POOL,
+        asset=AssetKey(check.asset.split("/")),
+        additional_deps=[FINDINGS_KEY],
+        blocking=False,
         description=f"{check.severity}: {check.description}",
     )
-    def _check(context: AssetCheckExecutionContext, duckdb: DuckDBResource) -> AssetCheckResult:
-        with duckdb.get_connection() as conn:
-            outcome = check.evaluate(conn, report_window(context))
-        if not outcome.passed:
-            log = context.log.error if outcome.severity == ERROR else context.log.warning
-            log(outcome.summary())
-        return check_result(outcome)
-
-    return _check
 
 
-def check_result(outcome: CheckOutcome) -> AssetCheckResult:
-    """The outcome as Dagster shows it: passed or not, its severity and the first findings."""
-    severity = AssetCheckSeverity.ERROR if outcome.severity == ERROR else AssetCheckSeverity.WARN
-    return AssetCheckResult(
-        passed=outcome.passed,
-        severity=severity,
-        description=outcome.summary()[:4000],
-        metadata={
-            "severity": outcome.severity,
-            "checks": outcome.description,
-            "failures": len(outcome.findings),
-            "first_failures": MetadataValue.json(
-                [finding.message for finding in outcome.findings[:MAX_LISTED]]
-            ),
-        },
-    )
+@multi_asset_check(
+    specs=[spec(check) for check in fact_checks()],
+    name="fact_checks",
+    pool=DUCKDB_POOL,
+    description="The fact checks of the quality gate, read from marts.fct_gate_findings.",
+)
+def fact_gate_checks(
+    context: AssetCheckExecutionContext, duckdb: DuckDBResource
+) -> Iterator[AssetCheckResult]:
+    with duckdb.get_connection() as conn:
+        findings = read_findings(conn, run_window(context.run.tags))
+    for check in fact_checks():
+        outcome = check_outcome(check, findings)
+        log_outcome(context.log, outcome)
+        yield check_result(outcome)
 
 
-gate_checks = [build_asset_check(check) for check in all_checks()]
+gate_checks = [fact_gate_checks]

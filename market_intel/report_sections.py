@@ -7,6 +7,8 @@ from ``report_rules.yml``: a claim can always be traced to the numbers behind it
 
 from typing import Any
 
+from market_intel.universe import markets
+
 Block = dict[str, Any]
 Section = dict[str, Any]
 
@@ -195,7 +197,7 @@ def key_insight(report: dict, rules: dict) -> Section:
         lines.append("Read with care: " + ", ".join(stale) + " data is stale or left out.")
     return section(
         "key_insight",
-        "1. Key Insight",
+        "Key Insight",
         [bullets(lines), chart("returns_by_market", "Returns by market, each on its session")],
     )
 
@@ -205,7 +207,7 @@ def transmission(report: dict) -> Section:
     if not chain:
         return section(
             "transmission_chain",
-            "2. Global Risk Sentiment: Transmission Chain",
+            "Global Risk Sentiment: Transmission Chain",
             [paragraph("No chain: a link has no session data.")],
         )
     rows = [
@@ -221,7 +223,7 @@ def transmission(report: dict) -> Section:
     threshold = chain["signal_threshold_pct"]
     return section(
         "transmission_chain",
-        "2. Global Risk Sentiment: Transmission Chain",
+        "Global Risk Sentiment: Transmission Chain",
         [
             table(["Market", "Session", "Paired lead session", "Mean index move", "Signal"], rows),
             paragraph(
@@ -299,7 +301,7 @@ def crypto_defi(report: dict, rules: dict) -> Section:
     blocks.append(paragraph("Verdict: " + crypto_verdict(report, rules)))
     return section(
         "crypto_defi",
-        "3. Crypto & DeFi",
+        markets()["crypto"].section_title,
         blocks,
         status_note(entry, report["as_of_date"]) if entry and entry["status"] != "open" else "",
     )
@@ -329,69 +331,77 @@ def crypto_verdict(report: dict, rules: dict) -> str:
     return f"crypto {direction} while {flow_text}: {meaning}."
 
 
-def equity_section(report: dict, code: str, id_: str, title: str, extra: list[Block]) -> Section:
-    entry = market(report, code)
-    return section(
-        id_, title, [instrument_table(entry), *extra], status_note(entry, report["as_of_date"])
-    )
-
-
-def us_section(report: dict, rules: dict) -> Section:
+def us_extras(report: dict, rules: dict) -> list[Block]:
+    """Strongest and weakest index, and which of the configured style pair led."""
     entry = market(report, "us")
     rows = [r for r in (entry or {}).get("instruments", []) if r["return_pct"] is not None]
-    extra = []
-    if rows:
-        best = max(rows, key=lambda r: r["return_pct"])
-        worst = min(rows, key=lambda r: r["return_pct"])
-        extra.append(paragraph(f"Strongest: {move(best)}. Weakest: {move(worst)}."))
-        first, second = (instrument(report, i) for i in rules["us_style_pair"])
-        if (
-            first
-            and second
-            and first["return_pct"] is not None
-            and second["return_pct"] is not None
-        ):
-            leader = first if first["return_pct"] > second["return_pct"] else second
-            extra.append(
-                paragraph(f"{leader['short_name']} led: {move(first)} against {move(second)}.")
-            )
-    return equity_section(report, "us", "us", "4. US Market", extra)
+    if not rows:
+        return []
+    best = max(rows, key=lambda r: r["return_pct"])
+    worst = min(rows, key=lambda r: r["return_pct"])
+    extra = [paragraph(f"Strongest: {move(best)}. Weakest: {move(worst)}.")]
+    first, second = (instrument(report, i) for i in rules["us_style_pair"])
+    if first and second and first["return_pct"] is not None and second["return_pct"] is not None:
+        leader = first if first["return_pct"] > second["return_pct"] else second
+        extra.append(
+            paragraph(f"{leader['short_name']} led: {move(first)} against {move(second)}.")
+        )
+    return extra
 
 
-def hk_section(report: dict, rules: dict) -> Section:
-    extra = []
+def hk_extras(report: dict, rules: dict) -> list[Block]:
     pair = divergence(report, *rules["hk_comparison_pair"])
-    if pair:
-        extra.append(paragraph(f"Same-date comparison: {describe_divergence(pair)}."))
-    return equity_section(report, "hk", "hk", "5. Hong Kong Market", extra)
+    return [paragraph(f"Same-date comparison: {describe_divergence(pair)}.")] if pair else []
 
 
-def cn_section(report: dict, rules: dict) -> Section:
+def cn_extras(report: dict, rules: dict) -> list[Block]:
     extra = []
     pair = divergence(report, *rules["cn_intra_market_pair"])
     if pair:
         extra.append(paragraph(f"Intra-market divergence: {describe_divergence(pair)}."))
     breadth = report["breadth"]
-    if breadth:
-        extra.append(
-            paragraph(
-                f"Breadth on {breadth['session_date']}: {breadth['advancers']:,} up, "
-                f"{breadth['decliners']:,} down, {breadth['unchanged']:,} unchanged of "
-                f"{breadth['total']:,} (advance ratio {breadth['advance_ratio']:.4f}; "
-                f"source {breadth['source']})."
+    if not breadth:
+        return [*extra, paragraph("Breadth: unavailable for this session.")]
+    extra.append(
+        paragraph(
+            f"Breadth on {breadth['session_date']}: {breadth['advancers']:,} up, "
+            f"{breadth['decliners']:,} down, {breadth['unchanged']:,} unchanged of "
+            f"{breadth['total']:,} (advance ratio {breadth['advance_ratio']:.4f}; "
+            f"source {breadth['source']})."
+        )
+    )
+    vs_avg = breadth["turnover_vs_avg_20_pct"]
+    extra.append(
+        paragraph(
+            f"Turnover: {money(breadth['turnover_cny'], '¥')}"
+            + ("" if vs_avg is None else f", {vs_avg:+.1f}% against its 20-session average")
+            + "."
+        )
+    )
+    return extra
+
+
+# What a market's section shows beside its instrument table; a market without an entry (a new
+# row of markets.csv) gets the table alone. Crypto has its own section with DeFi.
+MARKET_EXTRAS = {"us": us_extras, "hk": hk_extras, "cn": cn_extras}
+OWN_SECTION_MARKETS = frozenset({"crypto"})
+
+
+def market_sections(report: dict, rules: dict) -> list[Section]:
+    """One section per market of the universe, in its display order."""
+    built = []
+    for code, definition in markets().items():
+        if code in OWN_SECTION_MARKETS:
+            continue
+        entry = market(report, code)
+        extras = MARKET_EXTRAS.get(code)
+        blocks = [instrument_table(entry), *(extras(report, rules) if extras else [])]
+        built.append(
+            section(
+                code, definition.section_title, blocks, status_note(entry, report["as_of_date"])
             )
         )
-        vs_avg = breadth["turnover_vs_avg_20_pct"]
-        extra.append(
-            paragraph(
-                f"Turnover: {money(breadth['turnover_cny'], '¥')}"
-                + ("" if vs_avg is None else f", {vs_avg:+.1f}% against its 20-session average")
-                + "."
-            )
-        )
-    else:
-        extra.append(paragraph("Breadth: unavailable for this session."))
-    return equity_section(report, "cn", "cn", "6. A-Share Market", extra)
+    return built
 
 
 def divergences_section(report: dict, rules: dict) -> Section:
@@ -434,7 +444,7 @@ def divergences_section(report: dict, rules: dict) -> Section:
         chart("divergence_bands", "Spreads against their historical band (mean ± 2 sd)"),
         chart("rolling_correlations", "Rolling correlation of each pair"),
     ]
-    return section("divergences", "7. Cross-Market Divergences", blocks)
+    return section("divergences", "Cross-Market Divergences", blocks)
 
 
 def flow_map(report: dict) -> Section:
@@ -460,7 +470,7 @@ def flow_map(report: dict) -> Section:
     if coins and coins["net_change_usd"] is not None:
         arrow = "↑" if coins["net_change_usd"] > 0 else "↓"
         items.append(f"Stablecoins {arrow} net {money(coins['net_change_usd'])}")
-    return section("capital_flow", "8. Capital Flow Map", [bullets(items or ["No flows."])])
+    return section("capital_flow", "Capital Flow Map", [bullets(items or ["No flows."])])
 
 
 def risk_matrix(report: dict, rules: dict) -> Section:
@@ -498,7 +508,7 @@ def risk_matrix(report: dict, rules: dict) -> Section:
         )
     return section(
         "risk_matrix",
-        "9. Risk Matrix",
+        "Risk Matrix",
         [
             table(["Rank", "Risk", "Today", "Likelihood from history", "Trigger to watch"], rows),
             paragraph(
@@ -537,7 +547,7 @@ def action_plan(report: dict, rules: dict) -> Section:
             f"No configured divergence is extreme (|z| below {rules['extreme_zscore']:g}) and "
             "every market is current: the rules signal no action."
         )
-    return section("action_plan", "10. Action Plan", [bullets(items)])
+    return section("action_plan", "Action Plan", [bullets(items)])
 
 
 def appendix(report: dict) -> Section:
@@ -582,19 +592,33 @@ def provisional_calendar_note(names: list[str]) -> str:
     )
 
 
+# Sections that carry no number: appendices and notes around the numbered body.
+UNNUMBERED = frozenset({"commentary", "data_quality", "disclaimer"})
+
+
+def numbered(body: list[Section]) -> list[Section]:
+    """Titles numbered from the sections' order, so adding or moving one renumbers the rest."""
+    count = 0
+    for entry in body:
+        if entry["id"] not in UNNUMBERED:
+            count += 1
+            entry["title"] = f"{count}. {entry['title']}"
+    return body
+
+
 def sections(report: dict, rules: dict) -> list[Section]:
-    """The ten sections, the data-quality appendix and the disclaimer, in reading order."""
-    return [
-        key_insight(report, rules),
-        transmission(report),
-        crypto_defi(report, rules),
-        us_section(report, rules),
-        hk_section(report, rules),
-        cn_section(report, rules),
-        divergences_section(report, rules),
-        flow_map(report),
-        risk_matrix(report, rules),
-        action_plan(report, rules),
-        appendix(report),
-        section("disclaimer", "Disclaimer", [paragraph(report["disclaimer"])]),
-    ]
+    """The numbered sections, the data-quality appendix and the disclaimer, in reading order."""
+    return numbered(
+        [
+            key_insight(report, rules),
+            transmission(report),
+            crypto_defi(report, rules),
+            *market_sections(report, rules),
+            divergences_section(report, rules),
+            flow_map(report),
+            risk_matrix(report, rules),
+            action_plan(report, rules),
+            appendix(report),
+            section("disclaimer", "Disclaimer", [paragraph(report["disclaimer"])]),
+        ]
+    )

@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from market_intel.checks.gate import DateVerdict
-from market_intel.checks.outcome import CheckOutcome
+from market_intel.checks.suites import Check
 from market_intel.report_sections import sections
 from market_intel.settings import DBT_PROJECT_DIR
 from market_intel.universe import instruments, markets
@@ -373,27 +373,27 @@ def stablecoin_facts(stablecoins: DatedRows, as_of: date) -> dict[str, Any] | No
     }
 
 
-def check_facts(outcomes: list[CheckOutcome], verdict: DateVerdict) -> list[dict[str, Any]]:
+def check_facts(checks: list[Check], verdict: DateVerdict) -> list[dict[str, Any]]:
     """Each check as it concerns this date: a finding about another date's data passes here."""
-    checks = []
-    for outcome in outcomes:
-        name = f"{outcome.asset}:{outcome.name}"
-        checks.append(
+    facts = []
+    for check in checks:
+        name = f"{check.asset}:{check.name}"
+        facts.append(
             {
                 "name": name,
-                "severity": outcome.severity,
+                "severity": check.severity,
                 "passed": name not in verdict.failed_checks,
                 "message": verdict.failed_checks.get(name, ""),
             }
         )
-    return checks
+    return facts
 
 
 def build_report(
     report_date: date,
     facts: ReportFacts,
     verdict: DateVerdict,
-    outcomes: list[CheckOutcome],
+    checks: list[Check],
 ) -> dict[str, Any]:
     """The report's JSON for one date: its figures, then the sections written from them."""
     as_of = report_date - timedelta(days=1)
@@ -412,7 +412,7 @@ def build_report(
         "breadth": None if "cn" in excluded else breadth_facts(facts.breadth, cn_session),
         "defi": None if "defi" in excluded else defi_facts(facts, as_of),
         "stablecoins": None if "defi" in excluded else stablecoin_facts(facts.stablecoins, as_of),
-        "checks": check_facts(outcomes, verdict),
+        "checks": check_facts(checks, verdict),
         "warnings": verdict.warnings,
         "left_out": left_out,
         "rules": dict(rules()),

@@ -12,6 +12,8 @@ from datetime import date, timedelta
 import duckdb
 import pandas as pd
 
+from market_intel.universe import markets
+
 # DuckDB allows one writer per file: every step that opens it is in this Dagster concurrency pool,
 # whose one slot (.dagster_home/dagster.yaml) makes concurrent runs take turns.
 DUCKDB_POOL = "duckdb"
@@ -58,10 +60,11 @@ RAW_TABLES = {
             "close_utc TIMESTAMP, provisional BOOLEAN",
             ("market", "session_date"),
         ),
-        RawTable("us_bars", BAR_COLUMNS, ("instrument_id", "session_date")),
-        RawTable("hk_bars", BAR_COLUMNS, ("instrument_id", "session_date")),
-        RawTable("cn_bars", BAR_COLUMNS, ("instrument_id", "session_date")),
-        RawTable("crypto_bars", BAR_COLUMNS, ("instrument_id", "session_date")),
+        # One bars table per market of the universe (markets.csv).
+        *(
+            RawTable(f"{market}_bars", BAR_COLUMNS, ("instrument_id", "session_date"))
+            for market in markets()
+        ),
         RawTable(
             "cn_breadth",
             "market VARCHAR NOT NULL, session_date DATE NOT NULL, advancers INTEGER, "
@@ -88,6 +91,16 @@ RAW_TABLES = {
         ),
     )
 }
+
+
+# What the raw-table checks found, one row per flagged place (docs/quality-gate.md): written by
+# each raw asset's step (market_intel/checks/findings.py), read by dbt's gate models.
+RAW_FINDINGS = "quality.raw_findings"
+RAW_FINDINGS_COLUMNS = (
+    "check_name VARCHAR NOT NULL, asset VARCHAR NOT NULL, severity VARCHAR NOT NULL, "
+    "market VARCHAR, message VARCHAR NOT NULL, instrument_id VARCHAR, session_date DATE, "
+    "dated_table VARCHAR, report_date DATE, window_start DATE NOT NULL, window_end DATE NOT NULL"
+)
 
 
 # The pandas dtype a frame column gets for each DuckDB type; DATE cells are ``datetime.date``.
@@ -132,7 +145,8 @@ class ReportWindow:
 
 
 def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw schema and every raw table, so dbt can read a feed that has not run yet."""
+    """Create the raw schema, every raw table and the raw checks' findings table, so dbt can
+    read a feed (and its findings) that has not run yet."""
     conn.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for table in RAW_TABLES.values():
         conn.execute(f"CREATE TABLE IF NOT EXISTS {table.qualified} ({table.columns})")
@@ -142,6 +156,8 @@ def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
         "CREATE TABLE IF NOT EXISTS raw.cn_stock_fetches "
         "(stock_code VARCHAR, window_start DATE, window_end DATE)"
     )
+    conn.execute("CREATE SCHEMA IF NOT EXISTS quality")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {RAW_FINDINGS} ({RAW_FINDINGS_COLUMNS})")
 
 
 def add_missing_columns(conn: duckdb.DuckDBPyConnection) -> None:

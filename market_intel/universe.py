@@ -14,6 +14,7 @@ class Market:
     calendar: str
     timezone: str
     feed: str
+    section_title: str
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,12 @@
-"""The one ``Definitions`` of market-intel: every asset, check, resource and job, assembled here."""
+"""The one ``Definitions`` of market-intel: every asset, check, resource and job, assembled here.
+
+Importing ``market_intel.settings`` (through the assets) sets the process environment Dagster
+and dbt read (``PROCESS_ENVIRONMENT``: one planned event per asset for a range run, no dbt
+version check), for every process that loads these definitions.
+"""
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, in_process_executor
-from dagster_duckdb import DuckDBResource
+from dagster_dbt import DbtCliResource
 
 from assets.dbt import dbt_project, market_intel_dbt
 from assets.delivery import alert_blocked_report, report_deliveries
@@ -9,17 +14,16 @@ from assets.raw import raw_assets
 from assets.report import market_intelligence_report
 from data_checks.asset_checks import gate_checks
 from market_intel.settings import DBT_EXECUTABLE
-from pipelines.partitions import report_dates
-from pipelines.resources import DbtCoreResource, MarketSource, ReportDelivery, ReportPublisher
+from pipelines.resources import MarketSource, ReportDelivery, ReportPublisher, SingleWriterDuckDB
 from pipelines.schedules import schedules
 from pipelines.sensors import sensors
 
 # Everything for a window of report dates: feeds, facts, checks, the report and its delivery,
-# in one run.
+# in one run. Partitioned by report date (inferred from its assets); the undated assets (seeds,
+# views, the source probe) run once in it.
 market_intel_job = define_asset_job(
     "market_intel_job",
     selection=AssetSelection.all(),
-    partitions_def=report_dates,
     description="Feeds, facts, quality gate, report and delivery for the selected report dates.",
 )
 
@@ -37,8 +41,8 @@ defs = Definitions(
     schedules=schedules,
     sensors=sensors,
     resources={
-        "duckdb": DuckDBResource(database=EnvVar("MARKET_INTEL_DB")),
-        "dbt": DbtCoreResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "duckdb": SingleWriterDuckDB(database=EnvVar("MARKET_INTEL_DB")),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "source": MarketSource(
             mode=EnvVar("MARKET_INTEL_SOURCE"),
             replay_dir=EnvVar("MARKET_INTEL_REPLAY_DIR"),

@@ -1,34 +1,33 @@
-"""Dagster's SQLite event log, made fast enough for one-run backfills over years.
+"""The one private Dagster seam of market-intel: Dagster's SQLite event log, writing batches.
 
-A one-run backfill records one planned and one materialization event per report date for every
-partitioned asset: about 58 events a date, 212,000 for ten years. Dagster's SQLite event log
-builds a new SQLAlchemy engine for every write and commits every event on its own (7-11 ms an
-event on this machine: most of a ten-year backfill). Dagster already hands the events of one
-output over as a batch when ``DAGSTER_EVENT_BATCH_SIZE`` is set; its SQLite storage then stores
-them one by one. This storage:
+Dagster's default SQLite event log builds a new SQLAlchemy engine for every write and commits
+every event on its own: 7-45 ms an event on this machine, depending on its load. A one-run
+backfill records about 20 materialization events per report date (docs/benchmarks.md), so over
+two years that alone is minutes. Dagster already hands the events of one output over as a batch
+when ``DAGSTER_EVENT_BATCH_SIZE`` is set; its SQLite storage then stores them one by one. This
+storage keeps one engine per database file and writes a batch of asset events in one
+transaction per file: the same rows, about 0.5 ms an event. No supported option does this for
+SQLite (Postgres, ``dagster-postgres``, writes a batch in one insert: docs/scaling.md).
 
-- keeps one engine per database file and writes a batch of asset events in one transaction per
-  file: the same rows, about 0.2 ms an event (docs/benchmarks.md);
-- plans each asset check once per run instead of once per report date
-  (``_store_asset_check_evaluation_planned``);
-- takes and frees slots of concurrency pools one process at a time (``_pool_lock``).
+It also plans each asset check once per run instead of once per report date of a range run
+(``_store_asset_check_evaluation_planned``): the checks have no partitions and report one
+result, which completes that one row.
 
-``.dagster_home/dagster.yaml`` selects it; everything else is Dagster's own SQLite storage, with
-the same files in the same place, so an existing instance keeps its history.
+Both override private methods of ``SqliteEventLogStorage``, tested against one Dagster version
+(``TESTED_DAGSTER``): tests/test_event_log.py fails on any other version, and checks that the
+rows recorded are exactly Dagster's own. ``.dagster_home/dagster.yaml`` selects it; everything
+else is Dagster's own SQLite storage, with the same files, so an existing instance keeps its
+history, and an instance without it is only slower.
 """
 
-import fcntl
 import os
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
-from dagster import Field, IntSource, StringSource
-from dagster._core.events import ASSET_EVENTS
-from dagster._core.events.log import EventLogEntry
+from dagster import DagsterEventType, EventLogEntry, Field, IntSource, StringSource
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import (
@@ -37,13 +36,23 @@ from dagster._core.storage.event_log.schema import (
 )
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData, serialize_value
-from dagster._utils.concurrency import ConcurrencyClaimStatus
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+# The Dagster release whose private SqliteEventLogStorage methods this module was checked
+# against (tests/test_event_log.py): upgrading Dagster means checking them again.
+TESTED_DAGSTER = "1.13.27"
 DEFAULT_BATCH_SIZE = 1000
-POOL_LOCK = "pool.lock"
+# The asset events whose rows are written in batches; any other event is stored as Dagster does.
+BATCHED_EVENTS = frozenset(
+    {
+        DagsterEventType.ASSET_MATERIALIZATION,
+        DagsterEventType.ASSET_OBSERVATION,
+        DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+        DagsterEventType.ASSET_FAILED_TO_MATERIALIZE,
+    }
+)
 
 
 def default_base_dir() -> str:
@@ -70,7 +79,6 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         inst_data: ConfigurableClassData | None = None,
     ) -> None:
         self._engines: dict[str, Engine] = {}
-        self._pool_thread_lock = threading.Lock()
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(event_batch_size))
         super().__init__(base_dir or default_base_dir(), inst_data)
 
@@ -113,34 +121,29 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines.clear()
         super().dispose()
 
-    @contextmanager
-    def _pool_lock(self) -> Iterator[None]:
-        """One process at a time claims or frees pool slots.
+    def _store_asset_check_evaluation_planned(
+        self, event: EventLogEntry, event_id: int | None
+    ) -> None:
+        """One planned row per check and run: the row the check's one result completes.
 
-        Dagster's SQL storage finds a free slot and takes it in two statements, and SQLite
-        (through Python's driver) does not lock between them: two runs starting together could
-        both take the DuckDB pool's one slot. A file lock beside the event logs serializes that.
+        In a range run Dagster plans a row per report date for every check (it takes the run's
+        partitions whatever the check's own, here none): 119 checks x 730 dates are 87,000
+        rows of 1.5 KB for two years, about 100 s before the run starts, left planned for ever.
         """
-        with self._pool_thread_lock, open(os.path.join(self._base_dir, POOL_LOCK), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def claim_concurrency_slot(
-        self, concurrency_key: str, run_id: str, step_key: str, priority: int | None = None
-    ) -> ConcurrencyClaimStatus:
-        with self._pool_lock():
-            return super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)
-
-    def free_concurrency_slot_for_step(self, run_id: str, step_key: str) -> None:
-        with self._pool_lock():
-            super().free_concurrency_slot_for_step(run_id, step_key)
-
-    def free_concurrency_slots_for_run(self, run_id: str) -> None:
-        with self._pool_lock():
-            super().free_concurrency_slots_for_run(run_id)
+        planned = event.get_dagster_event().asset_check_planned_data
+        with self.index_connection() as conn:
+            conn.execute(
+                AssetCheckExecutionsTable.insert().values(
+                    asset_key=planned.asset_key.to_string(),
+                    check_name=planned.check_name,
+                    partition=None,
+                    run_id=event.run_id,
+                    execution_status=AssetCheckExecutionRecordStatus.PLANNED.value,
+                    evaluation_event=serialize_value(event),
+                    evaluation_event_timestamp=self._event_insert_timestamp(event),
+                    evaluation_event_storage_id=event_id,
+                )
+            )
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store runs of asset events of one run together; anything else as Dagster does."""
@@ -174,35 +177,10 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             for event, event_id in latest.values():
                 self._store_asset_event(conn, event, event_id)
 
-    def _store_asset_check_evaluation_planned(
-        self, event: EventLogEntry, event_id: int | None
-    ) -> None:
-        """One planned row per check and run, the row the check's result completes.
-
-        Dagster plans a row per report date of the run (3,653 rows of 1.5 KB per check for ten
-        years, each a slow multi-row insert), but every check here evaluates the run's whole
-        window at once and reports one result without a partition, which completes no per-date
-        row: they would stay "planned" for ever.
-        """
-        planned = event.get_dagster_event().asset_check_planned_data
-        with self.index_connection() as conn:
-            conn.execute(
-                AssetCheckExecutionsTable.insert().values(
-                    asset_key=planned.asset_key.to_string(),
-                    check_name=planned.check_name,
-                    partition=None,
-                    run_id=event.run_id,
-                    execution_status=AssetCheckExecutionRecordStatus.PLANNED.value,
-                    evaluation_event=serialize_value(event),
-                    evaluation_event_timestamp=self._event_insert_timestamp(event),
-                    evaluation_event_storage_id=event_id,
-                )
-            )
-
 
 def _is_batchable_asset_event(event: EventLogEntry) -> bool:
     return bool(
         event.is_dagster_event
-        and event.dagster_event_type in ASSET_EVENTS
+        and event.dagster_event_type in BATCHED_EVENTS
         and event.get_dagster_event().asset_key
     )

@@ -1,14 +1,32 @@
 """Report-date partitions: one per calendar day R, covering each market's sessions up to R-1."""
 
+from datetime import date, timedelta
+
 from dagster import AssetCheckExecutionContext, AssetExecutionContext, DailyPartitionsDefinition
 
+from market_intel.settings import first_report_date
 from market_intel.storage import ReportWindow
 
-# end_offset=1: today's report date exists as soon as the day starts (it reports yesterday).
-report_dates = DailyPartitionsDefinition(start_date="2015-01-01", end_offset=1, timezone="UTC")
+# The first report date the UI offers: where the data starts (MARKET_INTEL_FIRST_REPORT_DATE,
+# market_intel/settings.py). end_offset=1: today's report date exists as soon as the day starts
+# (it reports yesterday).
+report_dates = DailyPartitionsDefinition(
+    start_date=first_report_date(), end_offset=1, timezone="UTC"
+)
 
 
 def report_window(context: AssetExecutionContext | AssetCheckExecutionContext) -> ReportWindow:
-    """The run's report dates as a half-open window ``[start, end)``."""
-    window = context.partition_time_window
-    return ReportWindow(window.start.date(), window.end.date())
+    """The run's report dates as a half-open window ``[start, end)``.
+
+    Read from the run's partition range, so the undated steps of a dated run (the asset checks,
+    the dbt step's seeds and views) see the same window as the dated ones.
+    """
+    keys = context.partition_key_range
+    return ReportWindow(date.fromisoformat(keys.start), date.fromisoformat(keys.end) + timedelta(1))
+
+
+def run_window(context: AssetExecutionContext) -> ReportWindow | None:
+    """The run's window of report dates, or None for a run without any (e.g. seeds alone)."""
+    if context.has_partition_key or context.has_partition_key_range:
+        return report_window(context)
+    return None

@@ -1,18 +1,23 @@
 """Dagster resources, each configured from the environment (``EnvVar``) in ``definitions.py``."""
 
 import logging
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 
+import duckdb
 import pandas as pd
-from dagster import ConfigurableResource, get_dagster_logger
-from dagster_dbt import DbtCliResource
-from packaging.version import Version
-from pydantic import Field
+from dagster import (
+    ConfigurableResource,
+    DagsterInstance,
+    InitResourceContext,
+    get_dagster_logger,
+)
+from dagster_duckdb import DuckDBResource
+from pydantic import Field, PrivateAttr
 
 from market_intel import calendars
 from market_intel.feeds import (
@@ -28,8 +33,9 @@ from market_intel.feeds import (
     yahoo,
 )
 from market_intel.settings import DEMO_DATA_DIR, absolute_path
-from market_intel.storage import ReportWindow, empty_frame
+from market_intel.storage import DUCKDB_POOL, ReportWindow, empty_frame
 from market_intel.universe import Instrument, Market, markets
+from pipelines.writer_lock import exclusive_writer
 
 SOURCE_MODES = ("live", "replay", "demo")
 # Quotes move from the pre-open auction on (A-shares: 09:15 for a 09:30 open).
@@ -397,22 +403,59 @@ class ReportPublisher(ConfigurableResource):
         return paths
 
 
-class DbtCoreResource(DbtCliResource):
-    """dagster-dbt's dbt CLI resource, without two costs this project does not need.
+class SingleWriterDuckDB(DuckDBResource):
+    """dagster-duckdb's resource, each connection held under the file's writer lock
+    (``pipelines/writer_lock.py``): one writer at a time whatever the Dagster instance.
 
-    At every dbt step dagster-dbt runs ``dbt --version`` in a subprocess, to tell dbt-core from
-    the Fusion engine, and loads the dbt project in-process for an adapter, used only to fetch
-    row counts and column metadata: 2.4 s and 1 s of a 20 s daily run here.
-    ``settings.DBT_EXECUTABLE`` is this environment's dbt-core, so its version is the installed
-    package's; and the dbt assets attach no row counts or column metadata (``assets/dbt.py``).
+    At a run's start it also checks that the instance limits the ``duckdb`` pool, which
+    schedules the steps of concurrent runs instead of letting them queue on the lock.
     """
 
-    @cached_property
-    def _cli_version(self) -> Version:
-        return Version(metadata.version("dbt-core"))
+    _holder: str = PrivateAttr(default="")
 
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._holder = f"run {context.run_id} (pid {os.getpid()})"
+        if context.instance is not None and context.run_id not in _POOL_CHECKED_RUNS:
+            _POOL_CHECKED_RUNS.add(context.run_id)
+            warning = missing_pool_warning(context.instance)
+            if warning:
+                context.log.warning(warning)
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """The file's writer lock alone, for a step that opens the file elsewhere (dbt)."""
+        log = get_dagster_logger().info
+        holder = self._holder or f"pid {os.getpid()}"
+        with exclusive_writer(absolute_path(self.database), holder, log):
+            yield
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.writer_lock(), super().get_connection() as conn:
+            yield conn
+
+
+# Runs whose pool configuration was checked in this process: one line per run, not per step.
+_POOL_CHECKED_RUNS: set[str] = set()
+POOL_DOCS = "docs/operations.md#one-writer"
+POOL_FIX = "concurrency: {pools: {granularity: op, default_limit: 1}}"
+
+
+def missing_pool_warning(instance: DagsterInstance) -> str | None:
+    """One line when the instance sets no limit for the ``duckdb`` pool, with the fix."""
+    if instance.get_concurrency_config().pool_config.default_pool_limit is not None:
         return None
+    storage = instance.event_log_storage
+    if (
+        storage.supports_global_concurrency_limits
+        and storage.get_concurrency_info(DUCKDB_POOL).slot_count
+    ):
+        return None
+    return (
+        f"This Dagster instance sets no limit for the pool {DUCKDB_POOL!r}: steps of concurrent "
+        f"runs take turns on the DuckDB file's lock instead of being scheduled. Fix: in "
+        f"$DAGSTER_HOME/dagster.yaml, {POOL_FIX} ({POOL_DOCS})."
+    )
 
 
 class ReportDelivery(ConfigurableResource):

@@ -24,6 +24,7 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
+    DefaultRunLauncher,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
@@ -32,7 +33,6 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.storage.runs import SqliteRunStorage
 
 from market_intel.storage import DUCKDB_POOL
 from pipelines.schedules import (
@@ -177,18 +177,25 @@ def run_process(instance: DagsterInstance, run_id: str) -> tuple[int, float] | N
     return starts[-1].dagster_event.pid, starts[-1].timestamp
 
 
+def runs_execute_on_this_host(instance: DagsterInstance) -> bool:
+    """True when the instance launches runs as processes of this host (Dagster's default run
+    launcher: ``dagster dev``, the CLI), so a run's pid can be looked up here. Other launchers
+    (Docker, Kubernetes) run them elsewhere, and their run monitoring frees dead runs' slots."""
+    return isinstance(instance.run_launcher, DefaultRunLauncher)
+
+
 def release_dead_run_slots(
     instance: DagsterInstance, alive: Callable[[int, float], bool] = process_alive
 ) -> list[str]:
     """Free the ``duckdb`` pool slots of runs that can no longer use them; returns their run ids.
 
     A finished run's slots are freed; a started run whose process is gone is first marked
-    failed. Only for an instance on this host's SQLite storage: with Postgres, runs execute on
-    other hosts (pods), their pids mean nothing here, and run monitoring does this job.
+    failed. Only when runs execute on this host (``runs_execute_on_this_host``): elsewhere
+    their pids mean nothing here.
     """
-    storage = instance.event_log_storage
-    if not isinstance(instance.run_storage, SqliteRunStorage):
+    if not runs_execute_on_this_host(instance):
         return []
+    storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return []
     info = storage.get_concurrency_info(DUCKDB_POOL)

@@ -9,13 +9,12 @@ from urllib.parse import urlsplit
 
 import pytest
 from dagster import DagsterInstance
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from market_intel.settings import DEMO_DATA_DIR, PROJECT_ROOT
 
+# The run tags of a range run (Dagster's documented tag names, as a UI range backfill sets them).
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 REFERENCE_DATA = PROJECT_ROOT.parent / "shared" / "reference-data"
 DEMO_DATE = "2026-03-22"
 
@@ -255,12 +254,15 @@ XDIST_GROUPS = {
 # worker busy while the others are idle.
 LONGEST_FIRST = [
     "dagster_processes",
+    "test_postgres",
     "demo_and_reference_runs",
     "test_chaos",
     "test_gate",
     "test_calendar_cases",
     "test_delivery",
     "test_calendar_provisional",
+    "test_gate_findings",
+    "test_raw_checks",
 ]
 
 

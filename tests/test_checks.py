@@ -1,11 +1,11 @@
-"""The quality gate, check by check: for each check of market_intel.checks.suites.all_checks() a crafted
-bad input that fails it and a good one that passes, then how the gate maps findings to report
-dates (blocked, left out, warned) and how an outcome becomes a Dagster AssetCheckResult.
+"""The raw-table checks, check by check: for each raw check of market_intel.checks.suites a
+crafted bad input that fails it and a good one that passes, and how an outcome becomes a Dagster
+AssetCheckResult. The fact checks, and how findings map to report dates, are SQL in dbt: they are
+tested in tests/test_gate_findings.py on this module's world, built by dbt.
 
 Every test works on an in-memory DuckDB holding a small clean "world": every instrument of the
 universe on the real sessions of its exchange calendar (raw.market_sessions from
-market_intel.calendars), the other raw feeds, and minimal marts tables built from the raw rows with the
-same date rule as the dbt models (docs/quality-gate.md).
+market_intel.calendars) and the other raw feeds.
 """
 
 from datetime import date, timedelta
@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity
 
-from data_checks.asset_checks import check_result
+from data_checks.results import check_result
 from market_intel import calendars
-from market_intel.checks import gate, suites
+from market_intel.checks import suites
 from market_intel.checks.outcome import ERROR, WARN, CheckOutcome, Finding
 from market_intel.settings import SEEDS_DIR
 from market_intel.storage import ReportWindow, ensure_raw_schema
@@ -46,8 +46,6 @@ CHECK_NAMES = {
     "defi_suite",
     "stablecoin_suite",
     "return_bounds",
-    "breadth_totals",
-    "divergence_arithmetic",
 }
 
 
@@ -137,7 +135,6 @@ class World:
                 "stablecoin_supply",
                 feed(days(FIRST_DAY, LAST_DAY), symbol=symbol, circulating_usd=1.5e11),
             )
-        self.build_marts()
         return self
 
     def sessions(self, market: str) -> list[date]:
@@ -155,116 +152,6 @@ class World:
 
     def execute(self, sql: str, params: list | None = None) -> None:
         self.conn.execute(sql, params or [])
-
-    def build_marts(self) -> None:
-        """The marts the checks read, from the raw rows, by the design's date rule: the report
-        for R shows each instrument's latest session on or before R-1, and a return is taken
-        against the previous session of its own calendar."""
-        bars_union = " UNION ALL ".join(
-            f"SELECT '{market}' AS market, * FROM raw.{market}_bars" for market in markets()
-        )
-        self.execute(
-            f"""
-            CREATE OR REPLACE TABLE marts.fct_market_daily AS
-            WITH bars AS ({bars_union}),
-            sessions AS (
-                SELECT market, session_date,
-                    lag(session_date) OVER (PARTITION BY market ORDER BY session_date)
-                        AS previous_session_date
-                FROM raw.market_sessions
-            )
-            SELECT bars.instrument_id, bars.market, bars.session_date,
-                sessions.previous_session_date, bars.close, previous.close AS previous_close,
-                100 * (bars.close / previous.close - 1) AS return_pct, bars.source
-            FROM bars
-            LEFT JOIN sessions
-                ON sessions.market = bars.market AND sessions.session_date = bars.session_date
-            LEFT JOIN bars AS previous
-                ON previous.instrument_id = bars.instrument_id
-                AND previous.session_date = sessions.previous_session_date
-            """
-        )
-        self.execute(
-            """
-            CREATE OR REPLACE TABLE marts.fct_report_snapshot AS
-            WITH grid AS (
-                SELECT day::DATE AS report_date, day::DATE - 1 AS as_of_date,
-                    instruments.instrument_id, instruments.market
-                FROM generate_series(?::DATE, ?::DATE, INTERVAL 1 DAY) AS dates(day)
-                CROSS JOIN config.instruments AS instruments
-            ),
-            expected AS (
-                SELECT grid.*, sessions.session_date AS expected_session_date,
-                    coalesce(sessions.provisional, false) AS expected_is_provisional
-                FROM grid ASOF LEFT JOIN raw.market_sessions AS sessions
-                    ON sessions.market = grid.market AND grid.as_of_date >= sessions.session_date
-            ),
-            latest AS (
-                SELECT expected.*, daily.session_date, daily.close, daily.return_pct,
-                    daily.source
-                FROM expected ASOF LEFT JOIN marts.fct_market_daily AS daily
-                    ON daily.instrument_id = expected.instrument_id
-                    AND expected.as_of_date >= daily.session_date
-            )
-            SELECT report_date, market, instrument_id, expected_session_date, session_date,
-                close, return_pct, source,
-                CASE
-                    WHEN session_date IS NULL THEN 'unavailable'
-                    WHEN session_date < expected_session_date THEN 'stale'
-                    WHEN session_date = as_of_date THEN 'open'
-                    ELSE 'closed'
-                END AS status,
-                CASE WHEN expected_is_provisional THEN 'provisional' ELSE 'published' END
-                    AS calendar,
-                (
-                    SELECT count(*) FROM raw.market_sessions AS sessions
-                    WHERE sessions.market = latest.market
-                        AND sessions.session_date > latest.session_date
-                        AND sessions.session_date <= latest.expected_session_date
-                ) AS sessions_behind
-            FROM latest
-            """,
-            [FIRST_REPORT, LAST_REPORT],
-        )
-        self.execute(
-            """
-            CREATE OR REPLACE TABLE marts.fct_cn_breadth AS
-            SELECT session_date, advancers, decliners, unchanged,
-                advancers + decliners + unchanged AS total, turnover_cny, source
-            FROM raw.cn_breadth
-            """
-        )
-        self.execute(
-            """
-            CREATE OR REPLACE TABLE marts.fct_defi_category_tvl AS
-            SELECT category, session_date AS tvl_date, sum(tvl_usd) AS tvl_usd
-            FROM raw.defi_protocol_tvl GROUP BY ALL
-            """
-        )
-        self.execute(
-            """
-            CREATE OR REPLACE TABLE marts.fct_stablecoin_supply AS
-            SELECT symbol, session_date AS supply_date, circulating_usd
-            FROM raw.stablecoin_supply
-            """
-        )
-        self.execute(
-            """
-            CREATE OR REPLACE TABLE marts.fct_cross_market_divergence AS
-            SELECT left_side.report_date, left_side.instrument_id AS left_id,
-                right_side.instrument_id AS right_id,
-                left_side.session_date AS left_session_date,
-                right_side.session_date AS right_session_date,
-                left_side.return_pct AS left_return_pct,
-                right_side.return_pct AS right_return_pct,
-                100 * (left_side.return_pct - right_side.return_pct) AS spread_bps
-            FROM marts.fct_report_snapshot AS left_side
-            JOIN marts.fct_report_snapshot AS right_side
-                ON right_side.report_date = left_side.report_date
-                AND right_side.instrument_id = 'crypto/BTC-USDT'
-            WHERE left_side.instrument_id IN ('us/GSPC', 'hk/HSI', 'cn/sh000001')
-            """
-        )
 
 
 def bars(instrument_id: str, sessions: list[date], closes: list[float]) -> pd.DataFrame:
@@ -320,31 +207,19 @@ def world(clean_database: str) -> World:
     return copy_of(clean_database)
 
 
-@pytest.fixture(scope="module")
-def clean_gate(clean_database: str) -> gate.GateResult:
-    """The whole gate over the clean world, run once: every check's good case."""
-    return gate.evaluate(copy_of(clean_database).conn, WINDOW)
-
-
 def test_every_check_is_covered_here() -> None:
-    """A new check in suites.all_checks() needs its bad and good cases in this file."""
+    """A new check in suites.all_checks() needs its bad and good cases in this file (a raw
+    check) or in tests/test_gate_findings.py (a fact check)."""
     assert {c.name for c in ALL_CHECKS} == CHECK_NAMES
     per_market = {c.asset for c in ALL_CHECKS if c.name in ("bars_suite", "bars_on_calendar")}
     assert per_market == {f"raw/{market}_bars" for market in markets()}
 
 
-@pytest.mark.parametrize("name_asset", [(c.name, c.asset) for c in ALL_CHECKS], ids=str)
-def test_every_check_passes_on_clean_data(
-    clean_gate: gate.GateResult, name_asset: tuple[str, str]
-) -> None:
-    [outcome] = [o for o in clean_gate.outcomes if (o.name, o.asset) == name_asset]
+@pytest.mark.parametrize("name_asset", [(c.name, c.asset) for c in ALL_CHECKS if c.is_raw], ids=str)
+def test_every_raw_check_passes_on_clean_data(world: World, name_asset: tuple[str, str]) -> None:
+    outcome = check(*name_asset).evaluate(world.conn, WINDOW)
     assert_passes(outcome)
     assert outcome.severity == suites.config()["severities"][outcome.name]
-
-
-def test_a_clean_world_blocks_and_warns_nothing(clean_gate: gate.GateResult) -> None:
-    assert clean_gate.verdicts == {}
-    assert clean_gate.blocked == {}
 
 
 # --- raw bars: bars_suite, expectation by expectation ------------------------------------------
@@ -578,162 +453,7 @@ def test_stablecoin_suite_rejects_a_duplicate_day(world: World) -> None:
     assert_fails(outcome, ERROR, "expect_compound_columns_to_be_unique", "USDT 2026-03-20")
 
 
-# --- marts: return_bounds ----------------------------------------------------------------------
-
-
-def jump(world: World, instrument_id: str, day: date, factor: float) -> None:
-    """Multiply every close from ``day`` on: one return of ``factor``, the others unchanged."""
-    market = instrument_id.split("/")[0]
-    world.execute(
-        f"UPDATE raw.{market}_bars SET open = open * ?, high = high * ?, low = low * ?, "
-        "close = close * ? WHERE instrument_id = ? AND session_date >= ?",
-        [factor, factor, factor, factor, instrument_id, day],
-    )
-    world.build_marts()
-
-
-def confirm(monkeypatch: pytest.MonkeyPatch, *moves: tuple[str, date]) -> None:
-    configured = dict(suites.config())
-    configured["confirmed_moves"] = [
-        *configured["confirmed_moves"],
-        *({"instrument_id": i, "session_date": d} for i, d in moves),
-    ]
-    monkeypatch.setattr(suites, "config", lambda: configured)
-
-
-def test_a_40_pct_index_move_fails_return_bounds(world: World) -> None:
-    jump(world, "us/GSPC", FRIDAY, 1.4)
-    outcome = check("return_bounds").evaluate(world.conn, WINDOW)
-    assert_fails(
-        outcome,
-        ERROR,
-        "marts.fct_market_daily return_bounds: 1 return(s) need confirmation",
-        "confirmed_moves",
-        "us/GSPC 2026-03-20 return +40.00% beyond ±15%",
-        f"[{SOURCE}]",
-    )
-    [finding] = outcome.findings
-    assert finding.market == "us"
-    assert list(finding.rows.itertuples(index=False, name=None)) == [("us/GSPC", FRIDAY)]
-
-
-def test_a_confirmed_move_passes_return_bounds(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    jump(world, "us/GSPC", FRIDAY, 1.4)
-    confirm(monkeypatch, ("us/GSPC", FRIDAY))
-    assert_passes(check("return_bounds").evaluate(world.conn, WINDOW))
-
-
-def test_a_confirmation_covers_one_instrument_and_session_only(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    jump(world, "us/GSPC", FRIDAY, 1.4)
-    confirm(monkeypatch, ("us/GSPC", THURSDAY), ("us/DJI", FRIDAY))
-    assert_fails(check("return_bounds").evaluate(world.conn, WINDOW), ERROR, "us/GSPC 2026-03-20")
-
-
-def test_return_bounds_follow_the_asset_class(world: World) -> None:
-    """±15 % for an index, ±20 % for an ETF, ±40 % for crypto (market_intel/checks/config.yml)."""
-    jump(world, "us/QQQ", FRIDAY, 1.18)
-    jump(world, "crypto/BTC-USDT", FRIDAY, 1.3)
-    assert_passes(check("return_bounds").evaluate(world.conn, WINDOW))
-    jump(world, "crypto/ETH-USDT", FRIDAY, 0.5)
-    assert_fails(
-        check("return_bounds").evaluate(world.conn, WINDOW),
-        ERROR,
-        "crypto/ETH-USDT 2026-03-20 return -50.00% beyond ±40%",
-    )
-
-
-def test_return_bounds_and_severities_come_from_the_configuration(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    jump(world, "us/GSPC", FRIDAY, 1.1)
-    assert_passes(check("return_bounds").evaluate(world.conn, WINDOW))
-    configured = dict(suites.config())
-    configured["return_bounds_pct"] = {**configured["return_bounds_pct"], "equity_index": 5}
-    configured["severities"] = {**configured["severities"], "return_bounds": WARN}
-    monkeypatch.setattr(suites, "config", lambda: configured)
-    assert_fails(
-        check("return_bounds").evaluate(world.conn, WINDOW),
-        WARN,
-        "us/GSPC 2026-03-20 return +10.00% beyond ±5%",
-    )
-
-
-# --- marts: snapshot checks --------------------------------------------------------------------
-
-
-def test_an_instrument_lagging_its_market_fails_freshness(world: World) -> None:
-    world.execute(
-        "DELETE FROM raw.us_bars WHERE instrument_id = 'us/IXIC' AND session_date >= ?", [FRIDAY]
-    )
-    world.build_marts()
-    outcome = check("freshness").evaluate(world.conn, WINDOW)
-    assert_fails(
-        outcome,
-        ERROR,
-        "us/IXIC lags its market for report 2026-03-22",
-        "data ends 2026-03-19 (1 session(s) behind)",
-        "the calendar expects 2026-03-20",
-        "4 other US instrument(s) have it",
-        f"[{SOURCE}]",
-    )
-    [finding] = outcome.findings
-    assert finding.market == "us"
-    assert finding.report_dates == {date(2026, 3, 22)}
-    # the market as a whole has its session: not a market_session failure
-    assert_passes(check("market_session").evaluate(world.conn, WINDOW))
-
-
-def test_a_whole_market_stale_fails_market_session(world: World) -> None:
-    world.execute("DELETE FROM raw.hk_bars WHERE session_date >= ?", [FRIDAY])
-    world.build_marts()
-    outcome = check("market_session").evaluate(world.conn, WINDOW)
-    assert_fails(
-        outcome,
-        ERROR,
-        "Hong Kong is stale for report 2026-03-22",
-        "the calendar (XHKG) expects session 2026-03-20",
-        "the data ends 2026-03-19",
-        "late, or the exchange had an unscheduled closure",
-    )
-    [finding] = outcome.findings
-    assert finding.market == "hk"
-    assert finding.report_dates == {date(2026, 3, 22)}
-    # every instrument lags, so no single one "lags its market": freshness stays quiet
-    assert_passes(check("freshness").evaluate(world.conn, WINDOW))
-
-
-def test_a_market_missing_a_provisional_session_is_a_warning(world: World) -> None:
-    """A session only the provisional calendar expects may be a holiday its rules do not know:
-    the market is published marked stale, with a warning, instead of blocking the report."""
-    provisional_from(world, "cn", FRIDAY)
-    world.execute("DELETE FROM raw.cn_bars WHERE session_date >= ?", [FRIDAY])
-    world.build_marts()
-    assert_passes(check("market_session").evaluate(world.conn, WINDOW))
-    outcome = check("provisional_session").evaluate(world.conn, WINDOW)
-    assert_fails(
-        outcome,
-        WARN,
-        "A-shares is stale for report 2026-03-22",
-        "the provisional calendar (past XSHG's last published session) expects session 2026-03-20",
-        "the data ends 2026-03-19",
-        "a day the provisional rules do not know",
-    )
-    [finding] = outcome.findings
-    assert (finding.market, finding.report_dates) == ("cn", {date(2026, 3, 22)})
-    verdict = gate.evaluate(world.conn, WINDOW).verdict(date(2026, 3, 22))
-    assert verdict.blocked == []
-    assert any("A-shares is stale" in line for line in verdict.warnings)
-
-
-def test_a_market_missing_a_published_session_is_not_a_provisional_warning(world: World) -> None:
-    world.execute("DELETE FROM raw.cn_bars WHERE session_date >= ?", [FRIDAY])
-    world.build_marts()
-    assert_passes(check("provisional_session").evaluate(world.conn, WINDOW))
-    assert_fails(check("market_session").evaluate(world.conn, WINDOW), ERROR, "A-shares is stale")
+# --- calendar_end ------------------------------------------------------------------------------
 
 
 def test_calendar_end_warns_60_days_before_the_last_published_session(world: World) -> None:
@@ -757,189 +477,6 @@ def test_calendar_end_warns_60_days_before_the_last_published_session(world: Wor
     quiet = ReportWindow(date(2026, 10, 31), date(2026, 11, 1))
     assert_passes(check("calendar_end").evaluate(world.conn, quiet))
     assert_passes(check("calendar_end").evaluate(world.conn, WINDOW))  # 2026-03-22
-
-
-def test_a_market_closed_for_the_weekend_is_not_stale(world: World) -> None:
-    """The Sunday report shows Friday's equity sessions: closed, not stale."""
-    statuses = world.conn.execute(
-        "SELECT DISTINCT market, status FROM marts.fct_report_snapshot WHERE report_date = ?",
-        [WINDOW.start],
-    ).fetchall()
-    assert sorted(statuses) == [
-        ("cn", "closed"),
-        ("crypto", "open"),
-        ("hk", "closed"),
-        ("us", "closed"),
-    ]
-    assert_passes(check("market_session").evaluate(world.conn, WINDOW))
-
-
-def test_an_unavailable_instrument_is_a_warning(world: World) -> None:
-    world.execute("DELETE FROM raw.us_bars WHERE instrument_id = 'us/QQQ'")
-    world.build_marts()
-    outcome = check("unavailable_instruments").evaluate(world.conn, WINDOW)
-    assert_fails(
-        outcome,
-        WARN,
-        "us/QQQ: no data from the source for report(s) 2026-03-22..2026-03-22",
-        "unavailable",
-    )
-    assert outcome.findings[0].market == "us"
-
-
-def test_a_dated_feed_without_data_for_the_week_is_a_warning(world: World) -> None:
-    world.execute("DELETE FROM raw.stablecoin_supply")
-    world.build_marts()
-    outcome = check("feeds_present").evaluate(world.conn, WINDOW)
-    assert_fails(
-        outcome,
-        WARN,
-        "defi/stablecoins: no data from the source in the 7 days before report(s) "
-        "2026-03-22..2026-03-22",
-        "unavailable",
-    )
-    assert [f.market for f in outcome.findings] == ["defi"]
-
-
-# --- marts: breadth and divergence arithmetic --------------------------------------------------
-
-
-def test_breadth_counts_not_adding_up_fail_breadth_totals(world: World) -> None:
-    world.execute("UPDATE marts.fct_cn_breadth SET total = 5150 WHERE session_date = ?", [FRIDAY])
-    outcome = check("breadth_totals").evaluate(world.conn, WINDOW)
-    assert_fails(
-        outcome,
-        ERROR,
-        "marts.fct_cn_breadth expect_column_values_to_be_between(unexplained)",
-        "2026-03-20 unexplained=50",
-    )
-    [finding] = outcome.findings
-    assert finding.table == "marts.fct_cn_breadth"
-    assert finding.dates == {FRIDAY}
-    assert finding.market == "cn"
-
-
-def test_a_spread_that_is_not_left_minus_right_fails_divergence_arithmetic(world: World) -> None:
-    jump(world, "us/GSPC", FRIDAY, 1.01)
-    world.execute(
-        "UPDATE marts.fct_cross_market_divergence "
-        "SET spread_bps = 100 * (right_return_pct - left_return_pct) "
-        "WHERE report_date = ? AND left_id = 'us/GSPC'",
-        [WINDOW.start],
-    )
-    outcome = check("divergence_arithmetic").evaluate(world.conn, WINDOW)
-    assert_fails(
-        outcome,
-        ERROR,
-        "marts.fct_cross_market_divergence expect_column_values_to_be_between(residual_bps)",
-        "2026-03-22 us/GSPC crypto/BTC-USDT residual_bps=",
-    )
-    [finding] = outcome.findings
-    assert finding.report_dates == {WINDOW.start}
-    assert finding.market is None
-
-
-# --- the gate: which report dates a finding blocks ---------------------------------------------
-
-GATE_WINDOW = ReportWindow(date(2026, 3, 21), date(2026, 3, 26))  # Sat .. Wed
-SHOWS_FRIDAY = {date(2026, 3, 21), date(2026, 3, 22), date(2026, 3, 23)}  # Sat, Sun, Mon
-USES_FRIDAY = SHOWS_FRIDAY | {date(2026, 3, 24)}  # Tue shows Monday, whose return is off Friday
-
-
-@pytest.fixture
-def only(monkeypatch: pytest.MonkeyPatch):
-    """Run the gate with some checks only: the mapping is what these tests are about."""
-
-    def select(*names_assets: tuple[str, str | None]) -> None:
-        chosen = [check(*name_asset) for name_asset in names_assets]
-        monkeypatch.setattr(gate, "all_checks", lambda: chosen)
-
-    return select
-
-
-def test_a_bad_friday_bar_blocks_the_reports_that_show_or_use_it(world: World, only) -> None:
-    only(("bars_suite", "raw/us_bars"))
-    set_bar(world, "us/GSPC", FRIDAY, open=98.5, high=99.0, low=98.0, close=100.5)
-    result = gate.evaluate(world.conn, GATE_WINDOW)
-    assert set(result.blocked) == USES_FRIDAY
-    for report_date in USES_FRIDAY:
-        [line] = result.verdict(report_date).blocked
-        assert line.startswith("[ERROR] raw.us_bars expect_column_pair_values_a_to_be_greater")
-        assert "us/GSPC 2026-03-20" in line
-    assert result.verdict(date(2026, 3, 25)).blocked == []
-
-
-def test_a_bad_bar_of_another_instrument_or_session_blocks_nothing_else(world: World, only) -> None:
-    """Wednesday's report shows Tuesday, whose return is off Monday: a bad Monday bar of the
-    Dow blocks Tuesday and Wednesday and leaves the weekend reports alone."""
-    only(("bars_suite", "raw/us_bars"))
-    set_bar(world, "us/DJI", date(2026, 3, 23), close=-5.0)
-    result = gate.evaluate(world.conn, GATE_WINDOW)
-    assert set(result.blocked) == {date(2026, 3, 24), date(2026, 3, 25)}
-
-
-def test_a_warning_blocks_nothing(world: World, only) -> None:
-    only(("stock_bars_suite", None))
-    world.execute(
-        "UPDATE raw.cn_stock_bars SET close = 0 WHERE stock_code = '600000' AND session_date = ?",
-        [FRIDAY],
-    )
-    result = gate.evaluate(world.conn, GATE_WINDOW)
-    assert result.blocked == {}
-    # a dated feed is shown as of R-1: Friday's rows for Sat, Sun and Mon; Tue shows Monday
-    assert {d for d, v in result.verdicts.items() if v.warnings} == SHOWS_FRIDAY
-    [line] = result.verdict(date(2026, 3, 22)).warnings
-    assert line.startswith("[WARN] raw.cn_stock_bars")
-    assert "600000 2026-03-20 close=0.0" in line
-
-
-def test_a_partial_report_leaves_out_the_failing_market(world: World, only) -> None:
-    only(("bars_suite", "raw/us_bars"), ("divergence_arithmetic", None))
-    set_bar(world, "us/GSPC", FRIDAY, close=-5.0)
-    blocked = gate.evaluate(world.conn, GATE_WINDOW)
-    assert set(blocked.blocked) == USES_FRIDAY
-
-    result = gate.evaluate(world.conn, GATE_WINDOW, partial=True)
-    assert result.blocked == {}
-    assert {d for d, v in result.verdicts.items() if v.left_out} == USES_FRIDAY
-    verdict = result.verdict(date(2026, 3, 22))
-    assert list(verdict.left_out) == ["us"]
-    assert all("us/GSPC 2026-03-20" in line for line in verdict.left_out["us"])
-
-    # an ERROR that belongs to no single market still blocks a partial report
-    world.execute(
-        "UPDATE marts.fct_cross_market_divergence SET spread_bps = spread_bps + 1 "
-        "WHERE report_date = ?",
-        [date(2026, 3, 25)],
-    )
-    result = gate.evaluate(world.conn, GATE_WINDOW, partial=True)
-    assert set(result.blocked) == {date(2026, 3, 25)}
-    assert "divergence" in result.verdict(date(2026, 3, 25)).blocked[0]
-
-
-def test_a_stale_market_is_left_out_of_a_partial_report(world: World, only) -> None:
-    only(("market_session", None))
-    world.execute("DELETE FROM raw.hk_bars WHERE session_date >= ?", [FRIDAY])
-    world.build_marts()
-    result = gate.evaluate(world.conn, GATE_WINDOW, partial=True)
-    assert result.blocked == {}
-    assert set(result.verdicts) == set(GATE_WINDOW.report_dates())
-    assert all(list(v.left_out) == ["hk"] for v in result.verdicts.values())
-
-
-def test_a_missing_marts_table_fails_the_check_and_blocks_every_date(world: World, only) -> None:
-    only(("breadth_totals", None), ("divergence_arithmetic", None))
-    world.execute("DROP TABLE marts.fct_cn_breadth")
-    with pytest.raises(duckdb.CatalogException):
-        check("breadth_totals").evaluate(world.conn, GATE_WINDOW)
-    result = gate.evaluate(world.conn, GATE_WINDOW, partial=True)
-    failed, passed = result.outcomes
-    assert not failed.passed
-    assert failed.severity == ERROR
-    assert "marts/fct_cn_breadth breadth_totals: cannot run" in failed.findings[0].message
-    assert "fct_cn_breadth" in failed.findings[0].message
-    assert passed.passed
-    assert set(result.blocked) == set(GATE_WINDOW.report_dates())
 
 
 # --- check_result: what the Dagster UI shows ----------------------------------------------

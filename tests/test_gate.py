@@ -4,7 +4,7 @@ blocked run loses nothing."""
 import json
 from pathlib import Path
 
-from dagster import AssetKey
+from dagster import AssetCheckSeverity, AssetKey
 
 from tests.conftest import Pipeline
 
@@ -24,6 +24,28 @@ def failure_messages(result) -> list[str]:
         for e in result.all_events
         if e.event_type_value == "STEP_FAILURE" and e.step_failure_data.error
     ]
+
+
+def check_evaluations(result) -> dict:
+    """Each asset check's last evaluation in the run, by (asset, check name)."""
+    return {
+        (
+            e.asset_check_evaluation_data.asset_key.to_user_string(),
+            e.asset_check_evaluation_data.check_name,
+        ): e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def blocked_lines(result) -> dict[str, list[str]]:
+    """The report step's failure metadata: the lines blocking each report date."""
+    [failure] = [
+        e.step_failure_data.user_failure_data
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE" and e.step_failure_data.user_failure_data
+    ]
+    return failure.metadata["blocked"].value
 
 
 def check_descriptions(result) -> list[str]:
@@ -107,3 +129,24 @@ def test_a_date_past_the_demo_data_is_blocked_by_the_stale_market_it_lacks(
     assert "no facts" not in message
     assert any("Crypto is stale for report 2026-03-23" in d for d in check_descriptions(result))
     assert not list(pipeline.reports.glob("2026-03-23.*"))
+
+    # Every check result of the run agrees with the report's verdict: the market_session check
+    # on the snapshot failed with the stale line that blocks the report, and the ERROR findings
+    # the checks show are exactly the lines the report was blocked by.
+    results = check_evaluations(result)
+    session = results[("marts/fct_report_snapshot", "market_session")]
+    assert not session.passed
+    first = session.description.splitlines()[0]
+    assert first.startswith("marts/fct_report_snapshot market_session FAILED (ERROR): ")
+    stale_line = first.split("FAILED (ERROR): ", 1)[1]
+    assert stale_line.startswith("Crypto is stale for report 2026-03-23")
+    assert stale_line in message
+    blocked = [line.removeprefix("[ERROR] ") for line in blocked_lines(result)["2026-03-23"]]
+    shown = {
+        line.removeprefix("  - ")
+        for check in results.values()
+        if not check.passed and check.severity == AssetCheckSeverity.ERROR
+        for line in [check.description.split("FAILED (ERROR): ", 1)[1].splitlines()[0]]
+        + check.description.splitlines()[1:]
+    }
+    assert set(blocked) == shown

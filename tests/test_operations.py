@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -24,26 +25,17 @@ import pytest
 from dagster import (
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
     DagsterRunStatus,
     PartitionKeyRange,
     build_schedule_context,
-)
-from dagster._core.definitions.automation_tick_evaluation_context import (
-    build_run_requests_with_backfill_policies,
-)
-from dagster._core.definitions.events import AssetKeyPartitionKey
-from dagster._core.definitions.partitions.context import partition_loading_context
-from dagster._core.storage.dagster_run import DagsterRun
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
+    partition_loading_context,
 )
 
-from market_intel.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, PROJECT_ROOT
+from market_intel.settings import PROJECT_ROOT
 from market_intel.storage import RAW_TABLES
 from pipelines import schedules, sensors
 from pipelines.partitions import report_dates
-from pipelines.resources import DbtCoreResource
 from pipelines.schedules import (
     JOB_NAME,
     SCHEDULE_TRIGGER,
@@ -59,6 +51,7 @@ from pipelines.sensors import (
     next_attempt,
     release_dead_run_slots,
     retry_requests,
+    runs_execute_on_this_host,
 )
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -144,34 +137,41 @@ def test_definitions_wire_the_schedule_the_sensors_and_the_pool() -> None:
 
 
 def test_a_range_backfill_from_the_ui_is_one_run_like_make_backfill() -> None:
-    """The UI's backfill of a range: the daemon turns it into runs by backfill policy. Every
-    asset is single-run, so ten years are one run with the range tags ``make backfill`` sets."""
+    """The UI's backfill of a range from the job's page (a job backfill): the job's single-run
+    policy makes ten years one run of every asset, as ``make backfill`` runs it. From the asset
+    graph (an asset backfill), the daemon groups the assets by backfill policy: every asset is
+    single-run, so the dated ones are one run over the range (the undated ones run apart).
+    tests/test_ui.py launches the job's backfill for real."""
+    from dagster import BackfillPolicy
+
     from pipelines.definitions import defs
 
-    graph = defs.resolve_asset_graph()
+    job = defs.resolve_job_def(JOB_NAME)
+    assert job.backfill_policy == BackfillPolicy.single_run()
+    assert job.partitions_def == report_dates
     keys = report_dates.get_partition_keys_in_range(PartitionKeyRange("2016-01-01", "2025-12-31"))
     assert len(keys) == 3653
-    assets = graph.materializable_asset_keys
-    requested = [AssetKeyPartitionKey(asset, key) for asset in assets for key in keys]
-    with DagsterInstance.ephemeral() as instance:
-        (request,) = build_run_requests_with_backfill_policies(requested, graph, instance)
-    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2016-01-01"
-    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2025-12-31"
-    assert set(request.asset_selection) == set(assets)
-    assert set(request.asset_check_keys) == set(graph.asset_check_keys)
-
-
-def test_the_dbt_resource_reports_the_dbt_it_runs() -> None:
-    """``DbtCoreResource`` answers dagster-dbt's version question without running ``dbt
-    --version``: the executable is this environment's, so the answer is its dbt-core's."""
-    from dbt.version import get_installed_version
-
-    resource = DbtCoreResource(project_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE)
-    assert Path(DBT_EXECUTABLE) == Path(sys.executable).with_name("dbt")
-    assert str(resource._cli_version) == get_installed_version().to_version_string(
-        skip_matcher=True
+    graph = defs.resolve_asset_graph()
+    policies = {key: graph.get(key).backfill_policy for key in graph.materializable_asset_keys}
+    multi_run = sorted(
+        key.to_user_string() for key, p in policies.items() if p != BackfillPolicy.single_run()
     )
-    assert resource._cli_version.major < 2  # dbt-core, not the Fusion engine
+    assert not multi_run, f"assets a range backfill would split into runs: {multi_run}"
+
+
+def test_dbt_runs_as_dagster_dbt_ships_it_without_its_version_check() -> None:
+    """dagster-dbt's own resource, on this environment's dbt; dbt's version check and usage
+    statistics are off in every process that loads the definitions (market_intel/settings.py)."""
+    from dagster_dbt import DbtCliResource
+
+    from pipelines.definitions import defs
+
+    resource = defs.resources["dbt"]
+    assert type(resource) is DbtCliResource
+    assert Path(resource.dbt_executable) == Path(sys.executable).with_name("dbt")
+    assert os.environ["DBT_VERSION_CHECK"] == "false"
+    assert os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "false"
+    assert os.environ["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] == "true"
 
 
 @pytest.fixture
@@ -248,6 +248,20 @@ def test_finished_runs_give_back_their_pool_slots(dagster_home: Path) -> None:
         assert not storage.claim_concurrency_slot(DUCKDB_POOL, waiting.run_id, "x").is_claimed
         assert release_dead_run_slots(instance) == [failed.run_id]
         assert storage.get_concurrency_info(DUCKDB_POOL).claimed_slots == []
+
+
+def test_runs_execute_on_this_host_with_dagsters_default_launcher(dagster_home: Path) -> None:
+    """The project's instance, and Dagster's default one, launch runs as local processes: their
+    pids can be checked here. An instance whose launcher runs them elsewhere is left alone."""
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert runs_execute_on_this_host(instance)
+    default_home = dagster_home / "default"
+    default_home.mkdir()
+    with DagsterInstance.from_config(str(default_home)) as instance:  # no dagster.yaml
+        assert runs_execute_on_this_host(instance)
+    elsewhere = SimpleNamespace(run_launcher=object())  # e.g. Kubernetes' launcher
+    assert not runs_execute_on_this_host(elsewhere)
+    assert release_dead_run_slots(elsewhere) == []
 
 
 def test_a_run_process_is_alive_whatever_its_command_line() -> None:
@@ -455,3 +469,32 @@ def test_a_run_killed_mid_way_leaves_the_file_consistent_and_a_rerun_completes(
     assert set(deployment.duplicate_keys().values()) == {0}
     report = json.loads((deployment.reports / "2026-03-22.json").read_text())
     assert report["report_date"] == "2026-03-22"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, "2015-01-01"),
+        ("2020-06-01", "2020-06-01"),
+        ("2020-13-01", "MARKET_INTEL_FIRST_REPORT_DATE='2020-13-01': expected YYYY-MM-DD"),
+    ],
+)
+def test_report_dates_start_where_the_setting_says(value: str | None, expected: str) -> None:
+    """A fresh process, as the UI's code server loads the definitions."""
+    env = {k: v for k, v in os.environ.items() if k != "MARKET_INTEL_FIRST_REPORT_DATE"}
+    if value:
+        env["MARKET_INTEL_FIRST_REPORT_DATE"] = value
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pipelines.partitions import report_dates; print(report_dates.get_first_partition_key())",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=value != "2020-13-01",
+    )
+    assert expected in shown.stdout + shown.stderr

@@ -4,10 +4,17 @@ import json
 
 import duckdb
 import pytest
+from dagster import DagsterInstance
 
 from market_intel.settings import DBT_PROJECT_DIR
 from market_intel.storage import RAW_TABLES
-from tests.conftest import DEMO_DATE, Pipeline
+from tests.conftest import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    DEMO_DATE,
+    Pipeline,
+    what_failed,
+)
 
 # demo_run (conftest): the demo date, run once for the session; demo_copy: a copy of it.
 
@@ -136,6 +143,35 @@ def test_one_run_over_a_week(week_run: Pipeline) -> None:
     wednesday = json.loads((pipeline.reports / "2026-03-18.json").read_text())
     us = next(m for m in wednesday["markets"] if m["market"] == "us")
     assert (us["status"], us["session_date"]) == ("open", "2026-03-17")
+
+
+MAX_EVENTS_PER_REPORT_DATE = 20
+
+
+def test_a_range_run_records_at_most_twenty_events_per_report_date(pipeline: Pipeline) -> None:
+    """Dagster's bookkeeping per report date of a one-run backfill, read from the run's event
+    log: one materialization per dated asset and date. Planned events come one per asset for
+    the whole range (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS, market_intel/settings.py),
+    and seeds, views, the source probe and the checks are undated: once a run, whatever its
+    length. Counted: the events that name a report date, per date."""
+    from pipelines.definitions import defs
+
+    first, last, dates = "2026-03-13", "2026-03-22", 10
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    with DagsterInstance.ephemeral() as instance:
+        job = defs.resolve_job_def("market_intel_job")
+        result = job.execute_in_process(tags=tags, instance=instance)
+        assert result.success, what_failed(result)
+        events = [e.dagster_event for e in instance.all_logs(result.run_id) if e.dagster_event]
+    dated = [event for event in events if event.partition is not None]
+    assert {event.event_type_value for event in dated} == {"ASSET_MATERIALIZATION"}
+    per_date = len(dated) / dates
+    assert per_date <= MAX_EVENTS_PER_REPORT_DATE, f"{per_date:.1f} events per report date"
+    planned = [e for e in events if e.event_type_value == "ASSET_MATERIALIZATION_PLANNED"]
+    assert planned and len(planned) == len({event.asset_key for event in planned})
+    print(
+        f"{len(events)} events: {per_date:.0f} per report date, {len(events) - len(dated)} per run"
+    )
 
 
 def test_a_daily_run_rebuilds_only_its_own_date(pipeline: Pipeline, week_run: Pipeline) -> None:

@@ -5,6 +5,7 @@ Runs launched this way differ from CLI runs: the daemon plans them, and they exe
 ``multiprocessing`` child of the code server, next to the sensors.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,6 +26,8 @@ DAGSTER = str(Path(sys.executable).with_name("dagster"))
 INSTANCE_YAML = PROJECT_ROOT / ".dagster_home" / "dagster.yaml"
 LOCATION = {"repositoryLocationName": "pipelines.definitions", "repositoryName": "__repository__"}
 TIMEOUT = 300
+# `dagster dev` shuts its services down within about 10 s of a Ctrl-C here.
+STOP_TIMEOUT = 30
 # `dagster dev` and the backfill daemon's ticks, 30 s apart: about two minutes here.
 pytestmark = pytest.mark.slow
 
@@ -87,13 +90,16 @@ class DagsterDev:
         return self.log.read_text()[-4000:]
 
     def stop(self) -> None:
+        """Ctrl-C, as a person stops it: SIGINT to the whole process group (``dagster dev``, the
+        webserver, the daemon, code servers), then whatever is left once ``dagster dev`` has
+        shut its services down (a code server waiting for its heartbeat) is killed."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            os.killpg(self.process.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=STOP_TIMEOUT)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -112,21 +118,29 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
 def test_a_range_backfill_launched_in_the_ui_is_one_run_that_publishes_every_date(
     dagster_dev: DagsterDev,
 ) -> None:
-    nodes = dagster_dev.query("{ assetNodes { assetKey { path } isPartitioned } }")["assetNodes"]
-    selection = [{"path": node["assetKey"]["path"]} for node in nodes if node["isPartitioned"]]
+    """The backfill of ``market_intel_job``'s page (Jobs, market_intel_job, Partitions): every
+    asset, dated or not, in one run of the job over the range."""
     launched = dagster_dev.query(
         """mutation($params: LaunchBackfillParams!) {
           launchPartitionBackfill(backfillParams: $params) {
             __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
           } }""",
-        {"params": {"assetSelection": selection, "partitionNames": ["2026-03-21", "2026-03-22"]}},
+        {
+            "params": {
+                "selector": {
+                    "partitionSetName": "market_intel_job_partition_set",
+                    "repositorySelector": LOCATION,
+                },
+                "partitionNames": ["2026-03-21", "2026-03-22"],
+            }
+        },
     )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
 
     def finished() -> dict | None:
         backfill = dagster_dev.query(
             """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-              ... on PartitionBackfill { status runs(limit: 10) { status tags { key value } } }
+              ... on PartitionBackfill { status runs(limit: 10) { status jobName tags { key value } } }
             } }""",
             {"id": launched["backfillId"]},
         )["partitionBackfillOrError"]
@@ -135,7 +149,7 @@ def test_a_range_backfill_launched_in_the_ui_is_one_run_that_publishes_every_dat
     backfill = dagster_dev.wait_for(finished, "the backfill to finish")
     assert backfill["status"] == "COMPLETED_SUCCESS", dagster_dev.tail()
     (run,) = backfill["runs"]
-    assert run["status"] == "SUCCESS"
+    assert (run["status"], run["jobName"]) == ("SUCCESS", "market_intel_job")
     tags = {tag["key"]: tag["value"] for tag in run["tags"]}
     assert tags["dagster/asset_partition_range_start"] == "2026-03-21"
     assert tags["dagster/asset_partition_range_end"] == "2026-03-22"

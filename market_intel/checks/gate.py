@@ -1,93 +1,54 @@
-"""The quality gate: which report dates a window may publish, and what each report must say.
+"""The quality gate as the report reads it: dbt's views say, per report date, what every check
+found (marts.fct_gate_findings) and whether an ERROR blocks it (marts.fct_report_verdict).
 
-The report asset calls ``evaluate`` itself, so the gate holds whatever selection or executor
-runs it, even when the asset checks did not run in the same run (dagster issues 25112, 18472).
+Nothing here runs a check or maps a finding to a date: that is SQL in dbt, computed once. This
+module reads a window of both views and applies the report's one choice, the partial mode (an
+ERROR confined to one market leaves that market out instead of blocking the date).
 """
 
-import bisect
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 import duckdb
 
-from market_intel.checks.outcome import ERROR, CheckOutcome, Finding
-from market_intel.checks.suites import all_checks
+from market_intel.checks.outcome import ERROR
 from market_intel.storage import ReportWindow
 
-
-def run_checks(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[CheckOutcome]:
-    """Every check over the window; a table a check needs but nobody built yet is a failure."""
-    outcomes = []
-    for check in all_checks():
-        try:
-            outcomes.append(check.evaluate(conn, window))
-        except duckdb.CatalogException as error:
-            finding = Finding(f"{check.asset} {check.name}: cannot run: {error}".splitlines()[0])
-            outcomes.append(
-                CheckOutcome(check.name, check.asset, ERROR, check.description, [finding])
-            )
-    return outcomes
+FINDINGS = "marts.fct_gate_findings"
+VERDICTS = "marts.fct_report_verdict"
 
 
-def rows_report_dates(
-    conn: duckdb.DuckDBPyConnection, finding: Finding, window: ReportWindow
-) -> set[date]:
-    """Report dates whose snapshot shows a flagged row, or takes its return from one."""
-    conn.register("flagged_rows", finding.rows)
-    try:
-        rows = conn.execute(
-            """
-            SELECT DISTINCT snapshot.report_date
-            FROM marts.fct_report_snapshot AS snapshot
-            LEFT JOIN marts.fct_market_daily AS daily
-                ON daily.instrument_id = snapshot.instrument_id
-                AND daily.session_date = snapshot.session_date
-            JOIN flagged_rows AS flagged
-                ON flagged.instrument_id = snapshot.instrument_id
-                AND (flagged.session_date = snapshot.session_date
-                     OR flagged.session_date = daily.previous_session_date)
-            WHERE snapshot.report_date >= ? AND snapshot.report_date < ?
-            """,
-            [window.start, window.end],
-        ).fetchall()
-    except duckdb.CatalogException:
-        return set(window.report_dates())
-    finally:
-        conn.unregister("flagged_rows")
-    return {row[0] for row in rows}
+@dataclass(frozen=True)
+class GateFinding:
+    """One row of marts.fct_gate_findings."""
+
+    report_date: date
+    check_name: str
+    asset: str
+    severity: str
+    market: str | None
+    message: str
+
+    @property
+    def line(self) -> str:
+        return f"[{self.severity}] {self.message}"
 
 
-def dated_report_dates(
-    conn: duckdb.DuckDBPyConnection, finding: Finding, window: ReportWindow
-) -> set[date]:
-    """Report dates R whose latest day of the dated table on or before R-1 is flagged."""
-    days = sorted(
-        row[0]
-        for row in conn.execute(f"SELECT DISTINCT session_date FROM {finding.table}").fetchall()
-    )
-    affected = set()
-    for report_date in window.report_dates():
-        position = bisect.bisect_right(days, report_date - timedelta(days=1))
-        if position and days[position - 1] in finding.dates:
-            affected.add(report_date)
-    return affected
+@dataclass(frozen=True)
+class VerdictRow:
+    """One row of marts.fct_report_verdict."""
 
-
-def report_dates_of(
-    conn: duckdb.DuckDBPyConnection, finding: Finding, window: ReportWindow
-) -> set[date]:
-    if finding.report_dates:
-        return set(finding.report_dates)
-    if finding.rows is not None and not finding.rows.empty:
-        return rows_report_dates(conn, finding, window)
-    if finding.table and finding.dates:
-        return dated_report_dates(conn, finding, window)
-    return set(window.report_dates())
+    report_date: date
+    has_error: bool
+    error_lines: list[str]
+    error_markets: list[str]
+    has_unconfined_error: bool
+    warning_lines: list[str]
 
 
 @dataclass
 class DateVerdict:
-    """What the gate says about one report date."""
+    """What the gate says about one report date, for the report."""
 
     blocked: list[str] = field(default_factory=list)
     left_out: dict[str, list[str]] = field(default_factory=dict)
@@ -95,37 +56,65 @@ class DateVerdict:
     failed_checks: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class GateResult:
-    outcomes: list[CheckOutcome]
-    verdicts: dict[date, DateVerdict]
+def read_findings(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[GateFinding]:
+    """The window's findings, ordered as the verdict orders its lines."""
+    rows = conn.execute(
+        f"""
+        SELECT report_date, check_name, asset, severity, market, message FROM {FINDINGS}
+        WHERE report_date >= ? AND report_date < ?
+        ORDER BY report_date, check_name, asset, message
+        """,
+        [window.start, window.end],
+    ).fetchall()
+    return [GateFinding(*row) for row in rows]
 
-    def verdict(self, report_date: date) -> DateVerdict:
-        return self.verdicts.get(report_date, DateVerdict())
 
-    @property
-    def blocked(self) -> dict[date, list[str]]:
-        return {d: v.blocked for d, v in sorted(self.verdicts.items()) if v.blocked}
+def read_verdict_rows(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[VerdictRow]:
+    rows = conn.execute(
+        f"""
+        SELECT report_date, has_error, error_lines, error_markets, has_unconfined_error,
+            warning_lines
+        FROM {VERDICTS} WHERE report_date >= ? AND report_date < ? ORDER BY report_date
+        """,
+        [window.start, window.end],
+    ).fetchall()
+    return [VerdictRow(*row) for row in rows]
 
 
-def evaluate(
+def date_verdict(row: VerdictRow, findings: list[GateFinding], partial: bool) -> DateVerdict:
+    """The verdict of one date from its verdict row and its findings. ``partial``: the markets
+    of market-confined ERROR findings are left out, and only an ERROR without a market blocks."""
+    verdict = DateVerdict(warnings=list(row.warning_lines))
+    for finding in findings:
+        verdict.failed_checks.setdefault(f"{finding.asset}:{finding.check_name}", finding.message)
+    if not row.has_error:
+        return verdict
+    if not partial:
+        verdict.blocked = list(row.error_lines)
+        return verdict
+    errors = [f for f in findings if f.severity == ERROR]
+    verdict.blocked = [f.line for f in errors if f.market is None]
+    for market in row.error_markets:
+        verdict.left_out[market] = [f.line for f in errors if f.market == market]
+    return verdict
+
+
+def verdicts(
     conn: duckdb.DuckDBPyConnection, window: ReportWindow, partial: bool = False
-) -> GateResult:
-    """Run every check and say, per report date, what blocks it, what a partial report leaves
-    out (``partial``: an ERROR confined to one market drops that market instead), and what is
-    only a warning."""
-    outcomes = run_checks(conn, window)
-    verdicts: dict[date, DateVerdict] = {}
-    for outcome in outcomes:
-        for finding in outcome.findings:
-            line = f"[{outcome.severity}] {finding.message}"
-            for report_date in report_dates_of(conn, finding, window):
-                verdict = verdicts.setdefault(report_date, DateVerdict())
-                verdict.failed_checks.setdefault(f"{outcome.asset}:{outcome.name}", finding.message)
-                if outcome.severity != ERROR:
-                    verdict.warnings.append(line)
-                elif partial and finding.market:
-                    verdict.left_out.setdefault(finding.market, []).append(line)
-                else:
-                    verdict.blocked.append(line)
-    return GateResult(outcomes, verdicts)
+) -> dict[date, DateVerdict]:
+    """Each report date of the window that the snapshot has, with its verdict (its ERROR and
+    WARN lines, and each failed check's first message for the report's appendix). A gate view
+    that cannot be read blocks every date of the window."""
+    try:
+        findings = read_findings(conn, window)
+        rows = read_verdict_rows(conn, window)
+    except duckdb.Error as error:
+        reason = f"[{ERROR}] the quality gate cannot be read: {error}".splitlines()[0]
+        return {d: DateVerdict(blocked=[reason]) for d in window.report_dates()}
+    by_date: dict[date, list[GateFinding]] = {}
+    for finding in findings:
+        by_date.setdefault(finding.report_date, []).append(finding)
+    return {
+        row.report_date: date_verdict(row, by_date.get(row.report_date, []), partial)
+        for row in rows
+    }

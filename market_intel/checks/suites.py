@@ -1,10 +1,15 @@
-"""The checks of the quality gate: Great Expectations suites over raw tables and key facts.
+"""The checks of the quality gate: Great Expectations suites over raw tables, and the list of
+every check the report shows.
 
-Each check reads the rows the window's reports depend on, validates them with a GX suite, and
-turns every failed expectation into ``Finding``s that name the feed, instrument, date and values.
-Severities and thresholds come from ``market_intel/checks/config.yml`` (docs/quality-gate.md).
+Each raw check reads the rows the window's reports depend on, validates them with a GX suite,
+and turns every failed expectation into ``Finding``s that name the feed, instrument, date and
+values. The fact checks (freshness, market_session, ..., return_bounds) are SQL in dbt
+(dbt_project/models/quality/fct_gate_findings.sql); here they are only named. Severities are
+the dbt seed quality_checks, which dbt reads too; calendar_end_warning_days is
+``market_intel/checks/config.yml`` (docs/quality-gate.md).
 """
 
+import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,26 +26,33 @@ import yaml
 from market_intel import calendars
 from market_intel.checks.gx_runner import ExpectationFailure, new_suite, validate
 from market_intel.checks.outcome import CheckOutcome, Finding
+from market_intel.settings import SEEDS_DIR
 from market_intel.storage import RAW_TABLES, ReportWindow
 from market_intel.universe import instruments, markets
 
 CONFIG_PATH = Path(__file__).with_name("config.yml")
+CHECKS_SEED = SEEDS_DIR / "quality_checks.csv"
 # Reports near the window's start read sessions before it: Friday's close for a Sunday report,
 # the last session before a week-long holiday, and the close before that for the return.
 SESSION_MARGIN_DAYS = 20
 MAX_PRICE = 1e9
 SAMPLE_ROWS = 3
-# fct_report_snapshot.calendar: which calendar dates the session a report row is judged by.
-PUBLISHED, PROVISIONAL = "published", "provisional"
 
 
 @cache
 def config() -> dict:
-    loaded = yaml.safe_load(CONFIG_PATH.read_text())
-    wrong = {k: v for k, v in loaded["severities"].items() if v not in ("ERROR", "WARN")}
+    """config.yml, plus each check's ``severities`` and ``descriptions`` from the seed."""
+    with CHECKS_SEED.open(newline="") as seed:
+        rows = list(csv.DictReader(seed))
+    severities = {row["check_name"]: row["severity"] for row in rows}
+    wrong = {k: v for k, v in severities.items() if v not in ("ERROR", "WARN")}
     if wrong:
-        raise ValueError(f"{CONFIG_PATH}: severities must be ERROR or WARN, got {wrong}")
-    return loaded
+        raise ValueError(f"{CHECKS_SEED}: severities must be ERROR or WARN, got {wrong}")
+    return {
+        **yaml.safe_load(CONFIG_PATH.read_text()),
+        "severities": severities,
+        "descriptions": {row["check_name"]: row["description"] for row in rows},
+    }
 
 
 def sessions_read(window: ReportWindow) -> tuple:
@@ -113,16 +125,22 @@ def read(conn: duckdb.DuckDBPyConnection, sql: str, params: list) -> pd.DataFram
 
 @dataclass(frozen=True)
 class Check:
-    """A named check on one asset; its severity comes from the configuration."""
+    """A named check on one asset; its severity comes from the configuration. A fact check has
+    no ``find``: it is SQL in dbt (marts.fct_gate_findings)."""
 
     name: str
     asset: str
     description: str
-    find: Callable[[duckdb.DuckDBPyConnection, ReportWindow], list[Finding]]
+    find: Callable[[duckdb.DuckDBPyConnection, ReportWindow], list[Finding]] | None = None
 
     @property
     def severity(self) -> str:
         return config()["severities"][self.name.split(":")[0]]
+
+    @property
+    def is_raw(self) -> bool:
+        """A raw-table check runs in its raw asset's own step (``raw_checks``)."""
+        return self.asset.startswith("raw/")
 
     def evaluate(self, conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> CheckOutcome:
         return CheckOutcome(
@@ -304,165 +322,6 @@ def find_bad_stablecoins(conn: duckdb.DuckDBPyConnection, window: ReportWindow) 
     )
 
 
-def find_extreme_returns(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
-    """Daily returns beyond their asset class's bound, unless a person confirmed the move."""
-    bounds = pd.DataFrame(
-        list(config()["return_bounds_pct"].items()), columns=["asset_class", "bound_pct"]
-    )
-    confirmed = pd.DataFrame(config()["confirmed_moves"], columns=["instrument_id", "session_date"])
-    confirmed["session_date"] = pd.to_datetime(confirmed["session_date"]).dt.date
-    conn.register("return_bounds", bounds)
-    conn.register("confirmed_moves", confirmed)
-    try:
-        frame = read(
-            conn,
-            """
-            SELECT daily.instrument_id, daily.session_date, daily.market, daily.source,
-                round(daily.return_pct, 2) AS return_pct,
-                abs(daily.return_pct) AS abs_return_pct,
-                CASE WHEN confirmed.instrument_id IS NULL THEN coalesce(bounds.bound_pct, 0)
-                    ELSE 'inf'::DOUBLE END AS bound_pct
-            FROM marts.fct_market_daily AS daily
-            JOIN config.instruments USING (instrument_id)
-            LEFT JOIN return_bounds AS bounds USING (asset_class)
-            LEFT JOIN confirmed_moves AS confirmed
-                ON confirmed.instrument_id = daily.instrument_id
-                AND confirmed.session_date = daily.session_date
-            WHERE daily.session_date >= ? AND daily.session_date < ?
-            """,
-            list(sessions_read(window)),
-        )
-    finally:
-        conn.unregister("return_bounds")
-        conn.unregister("confirmed_moves")
-    suite = new_suite("fct_market_daily_return_bounds")
-    suite.add_expectation(
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="bound_pct",
-            column_B="abs_return_pct",
-            or_equal=True,
-            ignore_row_if="either_value_is_missing",
-        )
-    )
-    findings = []
-    for failure in validate(frame, suite):
-        for market, rows in failure.rows.groupby("market"):
-            samples = "; ".join(
-                f"{r.instrument_id} {r.session_date} return {r.return_pct:+.2f}% beyond "
-                f"±{r.bound_pct:g}% [{r.source}]"
-                for r in rows.head(SAMPLE_ROWS).itertuples()
-            )
-            findings.append(
-                Finding(
-                    f"marts.fct_market_daily return_bounds: {len(rows)} return(s) need "
-                    f"confirmation (market_intel/checks/config.yml confirmed_moves): {samples}",
-                    str(market),
-                    rows=rows[["instrument_id", "session_date"]],
-                )
-            )
-    return findings
-
-
-def snapshot(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> pd.DataFrame:
-    return read(
-        conn,
-        "SELECT * FROM marts.fct_report_snapshot WHERE report_date >= ? AND report_date < ?",
-        [window.start, window.end],
-    )
-
-
-def stale_rows(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The snapshot rows whose status GX rejects as stale."""
-    suite = new_suite(name)
-    suite.add_expectation(gxe.ExpectColumnValuesToNotBeInSet(column="status", value_set=["stale"]))
-    failures = validate(frame, suite)
-    return failures[0].rows if failures else frame.iloc[:0]
-
-
-def find_lagging_instruments(
-    conn: duckdb.DuckDBPyConnection, window: ReportWindow
-) -> list[Finding]:
-    """An instrument behind the session its calendar expects while its market is not."""
-    frame = snapshot(conn, window)
-    rows = stale_rows(frame, "fct_report_snapshot_freshness")
-    findings = []
-    for row in rows.itertuples():
-        others = frame[
-            (frame["report_date"] == row.report_date)
-            & (frame["market"] == row.market)
-            & (frame["status"].isin(["open", "closed"]))
-        ]
-        if others.empty:
-            continue
-        findings.append(
-            Finding(
-                f"{row.instrument_id} lags its market for report {row.report_date}: data ends "
-                f"{row.session_date} ({row.sessions_behind} session(s) behind), the calendar "
-                f"expects {row.expected_session_date} and {len(others)} other "
-                f"{markets()[row.market].name} instrument(s) have it [{row.source}]",
-                row.market,
-                report_dates=frozenset([row.report_date]),
-            )
-        )
-    return findings
-
-
-# Which calendar expected the session, and what a whole market without it means.
-STALE_WORDING = {
-    PUBLISHED: (
-        "calendar ({calendar})",
-        "the feed is late, or the exchange had an unscheduled closure (e.g. a typhoon day)",
-    ),
-    PROVISIONAL: (
-        "provisional calendar (past {calendar}'s last published session)",
-        (
-            "the feed is late, or the exchange closed on a day the provisional rules do not "
-            "know (a warning: the rules are a guess until exchange-calendars publishes the year)"
-        ),
-    ),
-}
-
-
-def find_stale_markets(calendar: str) -> Callable:
-    """A whole market without the session its calendar expects: a late feed, or an unscheduled
-    closure (a typhoon day) that the calendar library cannot know. ``calendar`` (published or
-    provisional) selects the report dates whose expected session that calendar dates."""
-
-    def find(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
-        frame = snapshot(conn, window)
-        frame = frame[frame["calendar"].fillna(PUBLISHED) == calendar]
-        return stale_market_findings(frame, calendar)
-
-    return find
-
-
-def stale_market_findings(frame: pd.DataFrame, calendar: str) -> list[Finding]:
-    rows = stale_rows(frame, f"fct_report_snapshot_market_session_{calendar}")
-    findings = []
-    for (report_date, market), group in rows.groupby(["report_date", "market"]):
-        fine = frame[
-            (frame["report_date"] == report_date)
-            & (frame["market"] == market)
-            & (frame["status"].isin(["open", "closed"]))
-        ]
-        if not fine.empty:
-            continue
-        latest = max(group["session_date"])
-        expected = max(group["expected_session_date"])
-        findings.append(
-            Finding(
-                f"{markets()[market].name} is stale for report {report_date}: the "
-                f"{STALE_WORDING[calendar][0].format(calendar=markets()[market].calendar)} "
-                f"expects session {expected}, the data ends {latest} "
-                f"({int(group['sessions_behind'].max())} session(s) behind) — "
-                f"{STALE_WORDING[calendar][1]}",
-                str(market),
-                report_dates=frozenset([report_date]),
-            )
-        )
-    return findings
-
-
 def find_calendar_ends(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
     """Each market calendar whose last published session is within the configured number of
     days of a report date (or already past): from then on a provisional calendar dates it."""
@@ -495,146 +354,9 @@ def find_calendar_ends(conn: duckdb.DuckDBPyConnection, window: ReportWindow) ->
     return findings
 
 
-def find_unavailable(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
-    frame = snapshot(conn, window)
-    suite = new_suite("fct_report_snapshot_unavailable")
-    suite.add_expectation(
-        gxe.ExpectColumnValuesToNotBeInSet(column="status", value_set=["unavailable"])
-    )
-    findings = []
-    for failure in validate(frame, suite):
-        for instrument_id, rows in failure.rows.groupby("instrument_id"):
-            dates = sorted(rows["report_date"])
-            findings.append(
-                Finding(
-                    f"{instrument_id}: no data from the source for report(s) "
-                    f"{dates[0]}..{dates[-1]}; shown as unavailable",
-                    str(rows["market"].iloc[0]),
-                    report_dates=frozenset(dates),
-                )
-            )
-    return findings
-
-
-# Feeds that are one series per day rather than per instrument: (replay name, fact, date column,
-# market). A day without rows in the week before a report date means the source provided none.
-DATED_FEEDS = [
-    ("cn/breadth", "marts.fct_cn_breadth", "session_date", "cn"),
-    ("defi/protocols", "marts.fct_defi_category_tvl", "tvl_date", "defi"),
-    ("defi/stablecoins", "marts.fct_stablecoin_supply", "supply_date", "defi"),
-]
-FEED_PRESENCE_DAYS = 7
-
-
-def find_missing_feeds(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
-    """A dated feed with no data for a report: shown as unavailable, like a missing instrument."""
-    findings = []
-    for feed, table, column, market in DATED_FEEDS:
-        days = {
-            row[0]
-            for row in conn.execute(
-                f"SELECT DISTINCT {column} FROM {table} WHERE {column} >= ? AND {column} < ?",
-                [window.start - timedelta(days=FEED_PRESENCE_DAYS + 1), window.end],
-            ).fetchall()
-        }
-        missing = [
-            report_date
-            for report_date in window.report_dates()
-            if not any(
-                report_date - timedelta(days=back) in days
-                for back in range(1, FEED_PRESENCE_DAYS + 1)
-            )
-        ]
-        if missing:
-            findings.append(
-                Finding(
-                    f"{feed}: no data from the source in the {FEED_PRESENCE_DAYS} days before "
-                    f"report(s) {missing[0]}..{missing[-1]}; shown as unavailable",
-                    market,
-                    report_dates=frozenset(missing),
-                )
-            )
-    return findings
-
-
-def find_breadth_mismatch(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
-    frame = read(
-        conn,
-        "SELECT *, total - (advancers + decliners + unchanged) AS unexplained "
-        "FROM marts.fct_cn_breadth WHERE session_date >= ? AND session_date < ?",
-        list(sessions_read(window)),
-    )
-    suite = new_suite("fct_cn_breadth_totals")
-    suite.add_expectation(
-        gxe.ExpectColumnValuesToBeBetween(column="unexplained", min_value=0, max_value=0)
-    )
-    for column in ("advancers", "decliners", "unchanged", "total"):
-        suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0))
-    return gx_findings(
-        frame,
-        suite,
-        "marts.fct_cn_breadth",
-        ["session_date"],
-        "cn",
-        dated_table="marts.fct_cn_breadth",
-    )
-
-
-def find_spread_errors(conn: duckdb.DuckDBPyConnection, window: ReportWindow) -> list[Finding]:
-    frame = read(
-        conn,
-        """
-        SELECT report_date, left_id, right_id, spread_bps, left_return_pct, right_return_pct,
-            spread_bps - 100 * (left_return_pct - right_return_pct) AS residual_bps
-        FROM marts.fct_cross_market_divergence
-        WHERE report_date >= ? AND report_date < ?
-        """,
-        [window.start, window.end],
-    )
-    suite = new_suite("fct_cross_market_divergence_arithmetic")
-    suite.add_expectation(
-        gxe.ExpectColumnValuesToBeBetween(column="residual_bps", min_value=-1e-6, max_value=1e-6)
-    )
-    return gx_findings(
-        frame, suite, "marts.fct_cross_market_divergence", ["report_date", "left_id", "right_id"]
-    )
-
-
 def all_checks() -> list[Check]:
     """Every check of the gate, in the order the report lists them."""
-    checks = [
-        Check(
-            "freshness",
-            "marts/fct_report_snapshot",
-            "each instrument has the session its calendar expects when its market does",
-            find_lagging_instruments,
-        ),
-        Check(
-            "market_session",
-            "marts/fct_report_snapshot",
-            "each market has the session its calendar expects (late feed or unscheduled closure)",
-            find_stale_markets(PUBLISHED),
-        ),
-        Check(
-            "provisional_session",
-            "marts/fct_report_snapshot",
-            "each market has the session its provisional calendar expects (past the published "
-            "calendar's end: late feed, or a holiday the rules do not know)",
-            find_stale_markets(PROVISIONAL),
-        ),
-        Check(
-            "unavailable_instruments",
-            "marts/fct_report_snapshot",
-            "every instrument of the universe is provided by its source",
-            find_unavailable,
-        ),
-        Check(
-            "feeds_present",
-            "marts/fct_report_snapshot",
-            "breadth, DeFi TVL and stablecoin supply are provided for the report's week",
-            find_missing_feeds,
-        ),
-    ]
+    checks = [fact_check(name, SNAPSHOT_ASSET) for name in SNAPSHOT_CHECKS]
     for market in markets():
         checks += [
             Check(
@@ -683,23 +405,32 @@ def all_checks() -> list[Check]:
             "non-negative supply, one row per coin and day",
             find_bad_stablecoins,
         ),
-        Check(
-            "return_bounds",
-            "marts/fct_market_daily",
-            "daily returns within the bound of their asset class unless confirmed",
-            find_extreme_returns,
-        ),
-        Check(
-            "breadth_totals",
-            "marts/fct_cn_breadth",
-            "advancers, decliners and unchanged add up to the total and are non-negative",
-            find_breadth_mismatch,
-        ),
-        Check(
-            "divergence_arithmetic",
-            "marts/fct_cross_market_divergence",
-            "each spread equals the difference of its returns",
-            find_spread_errors,
-        ),
+        fact_check("return_bounds", "marts/fct_market_daily"),
     ]
     return checks
+
+
+# The fact checks, computed in dbt (models/quality/fct_gate_findings.sql), by the asset they are on.
+SNAPSHOT_ASSET = "marts/fct_report_snapshot"
+SNAPSHOT_CHECKS = [
+    "freshness",
+    "market_session",
+    "provisional_session",
+    "unavailable_instruments",
+    "feeds_present",
+]
+
+
+def fact_check(name: str, asset: str) -> Check:
+    return Check(name, asset, config()["descriptions"][name])
+
+
+def fact_checks() -> list[Check]:
+    """The checks that dbt computes from the facts, in ``all_checks`` order."""
+    return [check for check in all_checks() if check.find is None]
+
+
+def raw_checks(asset: str) -> list[Check]:
+    """The checks of one raw asset (``raw/us_bars``), in ``all_checks`` order: they run in that
+    asset's own step, right after it writes, so a corrupt feed stops the run before dbt."""
+    return [check for check in all_checks() if check.is_raw and check.asset == asset]

@@ -1,5 +1,0 @@
--- stg_stablecoin_supply has one row per symbol and UTC day.
-select symbol, supply_date, count(*) as n_rows
-from {{ ref('stg_stablecoin_supply') }}
-group by symbol, supply_date
-having count(*) > 1
