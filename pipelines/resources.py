@@ -24,14 +24,12 @@ from market_intel.feeds import (
     FeedError,
     Throttle,
     akshare_breadth,
-    akshare_indices,
     bar_frame,
     connectivity,
-    crypto,
     defillama,
     replay,
-    yahoo,
 )
+from market_intel.feeds.bars import LiveOptions, bar_feed
 from market_intel.settings import DEMO_DATA_DIR, absolute_path
 from market_intel.storage import DUCKDB_POOL, ReportWindow, empty_frame
 from market_intel.universe import Instrument, Market, markets
@@ -127,12 +125,12 @@ class MarketSource(ConfigurableResource):
         """Daily bars with ``start <= session_date < end`` for the market's instruments."""
         log = get_dagster_logger()
         frames, unavailable = [], []
-        throttle = self.throttle()
+        live = LiveOptions(self.throttle(), tuple(connectivity.exchange_chain(self.ccxt_exchanges)))
         failures = []
         for instrument in instruments:
             if self.is_live:
                 try:
-                    frame = self._live_bars(market, instrument, start, end, throttle)
+                    frame = bar_feed(market)(instrument, start, end, live)
                     unavailable += frame.attrs.get("unavailable", [])
                 except FeedError as error:
                     # One instrument down is reported (and caught by the freshness check);
@@ -170,19 +168,6 @@ class MarketSource(ConfigurableResource):
                 f"{failures[-1]}",
             ) from failures[-1]
         return self._batch(frames, unavailable, f"{market.market}_bars")
-
-    def _live_bars(
-        self, market: Market, instrument: Instrument, start: date, end: date, throttle: Throttle
-    ) -> pd.DataFrame:
-        if market.feed == "yfinance":
-            throttle.wait()
-            return yahoo.fetch_bars(instrument, start, end)
-        if market.feed == "ccxt":
-            chain = connectivity.exchange_chain(self.ccxt_exchanges)
-            return crypto.fetch_bars(instrument, start, end, chain, throttle)
-        if market.feed == "akshare":
-            return akshare_indices.fetch_bars(instrument, start, end, throttle)
-        raise NotImplementedError(f"no live adapter for feed {market.feed!r} ({market.market})")
 
     def fetch_breadth(
         self, start: date, end: date, now: datetime | None = None, live_from: date | None = None

@@ -38,7 +38,7 @@ from tests.test_checks import (
     set_bar,
 )
 
-# The snapshot's report dates, as World.build_marts builds them: [FIRST_REPORT, LAST_REPORT].
+# The snapshot's report dates, as DbtWorld.build_marts builds them: [FIRST_REPORT, LAST_REPORT].
 DBT_WINDOW = {"MARKET_INTEL_WINDOW_START": "2026-03-10", "MARKET_INTEL_WINDOW_END": "2026-04-01"}
 GATE_WINDOW = ReportWindow(date(2026, 3, 21), date(2026, 3, 26))  # Sat .. Wed
 SHOWS_FRIDAY = {date(2026, 3, 21), date(2026, 3, 22), date(2026, 3, 23)}  # Sat, Sun, Mon

@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 
-from market_intel.feeds import FeedError, bar_frame
+from market_intel.feeds import FeedError, akshare_indices, bar_frame
+from market_intel.feeds import crypto as feeds_crypto
 from market_intel.storage import ReportWindow, empty_frame
 from market_intel.universe import instruments, markets
 from pipelines import resources
@@ -42,8 +43,8 @@ def test_live_bars_are_routed_to_each_feed(monkeypatch: pytest.MonkeyPatch) -> N
         calls.append(("akshare", instrument.instrument_id))
         return bars(instrument.instrument_id, {"2026-03-20": 1.0}, "akshare:stock_zh_index_daily")
 
-    monkeypatch.setattr(resources.crypto, "fetch_bars", fake_crypto)
-    monkeypatch.setattr(resources.akshare_indices, "fetch_bars", fake_akshare)
+    monkeypatch.setattr(feeds_crypto, "fetch_bars", fake_crypto)
+    monkeypatch.setattr(akshare_indices, "fetch_bars", fake_akshare)
     live = source()
     crypto = live.fetch_bars(
         markets()["crypto"], instruments("crypto"), date(2026, 3, 1), date(2026, 3, 22)
@@ -60,7 +61,7 @@ def test_one_failing_instrument_leaves_the_others(monkeypatch: pytest.MonkeyPatc
             raise FeedError("akshare", "hk/HSTECH", "both sources failed")
         return bars(instrument.instrument_id, {"2026-03-20": 1.0}, "akshare:x")
 
-    monkeypatch.setattr(resources.akshare_indices, "fetch_bars", flaky)
+    monkeypatch.setattr(akshare_indices, "fetch_bars", flaky)
     batch = source().fetch_bars(
         markets()["hk"], instruments("hk"), date(2026, 3, 1), date(2026, 3, 22)
     )
@@ -72,7 +73,7 @@ def test_a_market_whose_every_instrument_fails_raises(monkeypatch: pytest.Monkey
     def down(instrument, start, end, throttle):
         raise FeedError("akshare", instrument.instrument_id, "down")
 
-    monkeypatch.setattr(resources.akshare_indices, "fetch_bars", down)
+    monkeypatch.setattr(akshare_indices, "fetch_bars", down)
     with pytest.raises(FeedError, match=r"\[akshare\] hk: every instrument failed"):
         source().fetch_bars(markets()["hk"], instruments("hk"), date(2026, 3, 1), date(2026, 3, 22))
 
