@@ -34,6 +34,7 @@ FACTS = [
     "fct_defi_category_tvl",
     "fct_defi_protocol_tvl",
     "fct_stablecoin_supply",
+    "fct_report_feed_days",
     # the quality gate (dbt views): the report reads each date's verdict, never re-runs a check
     "fct_gate_findings",
     "fct_report_verdict",

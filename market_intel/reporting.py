@@ -6,7 +6,6 @@ sentences follow the rules of docs/report.md with thresholds from ``report_rules
 other format is rendered from that JSON alone, so each figure a reader sees is in the JSON.
 """
 
-from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
@@ -60,15 +59,9 @@ class DatedRows:
         for record in frame.to_dict("records"):
             if not _missing(record[column]):
                 self.by_date.setdefault(record[column], []).append(record)
-        self.dates = sorted(self.by_date)
 
     def on(self, day: date | None) -> list[Row]:
         return self.by_date.get(day, [])
-
-    def latest_on_or_before(self, day: date) -> list[Row]:
-        """The rows of the latest date on or before ``day`` (a dated feed's as-of)."""
-        position = bisect_right(self.dates, day)
-        return self.by_date[self.dates[position - 1]] if position else []
 
 
 @dataclass(frozen=True)
@@ -82,6 +75,11 @@ class ReportFacts:
     defi_categories: DatedRows
     defi_protocols: DatedRows
     stablecoins: DatedRows
+    # (report date, feed) -> the feed's day that report shows (marts.fct_report_feed_days)
+    feed_days: dict[tuple[date, str], date]
+
+    def feed_day(self, report_date: date, feed: str) -> date | None:
+        return self.feed_days.get((report_date, feed))
 
 
 def _dated(conn: duckdb.DuckDBPyConnection, sql: str, params: list, by: str) -> DatedRows:
@@ -93,8 +91,19 @@ def _dated(conn: duckdb.DuckDBPyConnection, sql: str, params: list, by: str) -> 
 
 
 def load_facts(conn: duckdb.DuckDBPyConnection, start: date, end: date) -> ReportFacts:
-    """Every fact the reports ``start <= R < end`` show (dated feeds from a margin before)."""
+    """Every fact the reports ``start <= R < end`` show: dated feeds on the days dbt says each
+    report shows (marts.fct_report_feed_days), breadth from a margin before the window."""
     window = [start, end]
+    feed_days = {
+        (report_date, feed): day
+        for report_date, feed, day in conn.execute(
+            "SELECT report_date, feed, feed_date FROM marts.fct_report_feed_days "
+            "WHERE report_date >= ? AND report_date < ?",
+            window,
+        ).fetchall()
+    }
+    days_shown = "(SELECT feed_date FROM marts.fct_report_feed_days WHERE report_date >= ? AND "
+    days_shown += "report_date < ? AND feed = '{feed}')"
     margin = [start - timedelta(days=45), end]
     return ReportFacts(
         snapshot=_dated(
@@ -133,22 +142,26 @@ def load_facts(conn: duckdb.DuckDBPyConnection, start: date, end: date) -> Repor
         ),
         defi_categories=_dated(
             conn,
-            "SELECT * FROM marts.fct_defi_category_tvl WHERE tvl_date >= ? AND tvl_date < ?",
-            margin,
+            "SELECT * FROM marts.fct_defi_category_tvl WHERE tvl_date IN "
+            + days_shown.format(feed="defi_category_tvl"),
+            window,
             "tvl_date",
         ),
         defi_protocols=_dated(
             conn,
-            "SELECT * FROM marts.fct_defi_protocol_tvl WHERE tvl_date >= ? AND tvl_date < ?",
-            margin,
+            "SELECT * FROM marts.fct_defi_protocol_tvl WHERE tvl_date IN "
+            + days_shown.format(feed="defi_category_tvl"),
+            window,
             "tvl_date",
         ),
         stablecoins=_dated(
             conn,
-            "SELECT * FROM marts.fct_stablecoin_supply WHERE supply_date >= ? AND supply_date < ?",
-            margin,
+            "SELECT * FROM marts.fct_stablecoin_supply WHERE supply_date IN "
+            + days_shown.format(feed="stablecoin_supply"),
+            window,
             "supply_date",
         ),
+        feed_days=feed_days,
     )
 
 
@@ -316,11 +329,11 @@ def breadth_facts(breadth: DatedRows, session: date | None) -> dict[str, Any] | 
     }
 
 
-def defi_facts(facts: ReportFacts, as_of: date) -> dict[str, Any] | None:
-    categories = facts.defi_categories.latest_on_or_before(as_of)
+def defi_facts(facts: ReportFacts, report_date: date) -> dict[str, Any] | None:
+    day = facts.feed_day(report_date, "defi_category_tvl")
+    categories = facts.defi_categories.on(day)
     if not categories:
         return None
-    day = categories[0]["tvl_date"]
     movers = [row for row in facts.defi_protocols.on(day) if not _missing(row["change_pct"])]
     movers.sort(key=lambda row: (-abs(row["change_pct"]), row["protocol"]))
     top = sorted(
@@ -348,8 +361,8 @@ def defi_facts(facts: ReportFacts, as_of: date) -> dict[str, Any] | None:
     }
 
 
-def stablecoin_facts(stablecoins: DatedRows, as_of: date) -> dict[str, Any] | None:
-    rows = stablecoins.latest_on_or_before(as_of)
+def stablecoin_facts(facts: ReportFacts, report_date: date) -> dict[str, Any] | None:
+    rows = facts.stablecoins.on(facts.feed_day(report_date, "stablecoin_supply"))
     if not rows:
         return None
     net = next((row for row in rows if row["symbol"] == "NET"), None)
@@ -410,8 +423,8 @@ def build_report(
         "divergences": divergence_facts(facts.divergences.on(report_date), excluded),
         "transmission_chain": chain_facts(facts.chain.on(report_date), excluded),
         "breadth": None if "cn" in excluded else breadth_facts(facts.breadth, cn_session),
-        "defi": None if "defi" in excluded else defi_facts(facts, as_of),
-        "stablecoins": None if "defi" in excluded else stablecoin_facts(facts.stablecoins, as_of),
+        "defi": None if "defi" in excluded else defi_facts(facts, report_date),
+        "stablecoins": None if "defi" in excluded else stablecoin_facts(facts, report_date),
         "checks": check_facts(checks, verdict),
         "warnings": verdict.warnings,
         "left_out": left_out,

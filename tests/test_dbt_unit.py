@@ -18,6 +18,7 @@ UNIT_TESTS = {
     "market_sessions_past_the_published_calendar_follow_the_bars",
     "transmission_chain_status_per_report_date",
     "divergence_zscore_against_the_previous_observations",
+    "report_feed_days_show_the_latest_day_on_or_before_r_minus_1",
 }
 ENABLED = ["--vars", "{unit_tests: true}"]
 

@@ -145,6 +145,18 @@ def test_one_run_over_a_week(week_run: Pipeline) -> None:
     assert (us["status"], us["session_date"]) == ("open", "2026-03-17")
 
 
+def test_dated_feeds_are_the_same_alone_or_at_the_end_of_a_range(
+    week_run: Pipeline, demo_run: Pipeline
+) -> None:
+    """The days of dated feeds a report shows depend on its date only, not on the window of the
+    run that built it (marts.fct_report_feed_days)."""
+    alone = json.loads((demo_run.reports / f"{DEMO_DATE}.json").read_text())
+    in_range = json.loads((week_run.reports / f"{DEMO_DATE}.json").read_text())
+    for key in ("defi", "stablecoins", "breadth", "markets"):
+        assert in_range[key] == alone[key], key
+    assert alone["defi"]["date"] == alone["stablecoins"]["date"] == "2026-03-21"
+
+
 MAX_EVENTS_PER_REPORT_DATE = 20
 
 
