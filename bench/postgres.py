@@ -279,9 +279,9 @@ def run_together(
 
 def read_run(result, home: Path, arguments: list[str]) -> None:
     """Run time, events and step times of the run started with ``arguments``."""
-    from dagster import DagsterEventType, DagsterInstance
+    from dagster import DagsterInstance
 
-    from bench.run import dbt_model_times
+    from bench.run import dbt_model_times, record_run
 
     with DagsterInstance.from_config(str(home)) as instance:
         run = next(
@@ -290,22 +290,9 @@ def read_run(result, home: Path, arguments: list[str]) -> None:
             if run_partitions(run.tags) == arguments[1].replace("...", "..")
         )
         result.notes.append(f"run status {run.status.value}")
-        events = instance.all_logs(run.run_id)
-        result.dagster_events = len(events)
-        starts, begun, ended = {}, None, None
-        for event in events:
-            kind = event.dagster_event_type
-            if kind == DagsterEventType.RUN_START:
-                begun = event.timestamp
-            elif kind in (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE):
-                ended = event.timestamp
-            elif kind == DagsterEventType.STEP_START:
-                starts[event.step_key] = event.timestamp
-            elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-                result.steps[event.step_key] = event.timestamp - starts.pop(event.step_key)
-        if begun and ended:
-            result.run_s = ended - begun
-            startup = result.wall_s - (ended - begun)
+        record_run(result, instance.all_logs(run.run_id))
+        if result.run_s is not None:
+            startup = result.wall_s - result.run_s
             result.notes.append(
                 f"{startup:.0f} s from the CLI's start to the run's start event and after its end "
                 "(mostly the run's creation: its planned events)"

@@ -202,40 +202,46 @@ def run_pipeline(result: Measurement, root: Path, env: dict, partition: list[str
 def read_events(result: Measurement, home: Path) -> list[str]:
     """Step durations (seconds) and the run's duration from the instance's event log; returns
     the failed steps."""
-    from dagster import DagsterEventType
-
     with instance_at(home) as instance:
         runs = instance.get_runs()
         if not runs:
             return []
         run = runs[0]
-        starts, failed = {}, []
-        begun = ended = None
-        events = instance.all_logs(run.run_id)
-        result.dagster_events = len(events)
-        result.dated_events = sum(
-            1 for event in events if event.dagster_event and event.dagster_event.partition
-        )
-        for event in events:
-            kind = event.dagster_event_type
-            if kind == DagsterEventType.RUN_START:
-                begun = event.timestamp
-            elif kind in (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE):
-                ended = event.timestamp
-            elif kind == DagsterEventType.STEP_START:
-                starts[event.step_key] = event.timestamp
-            elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-                result.steps[event.step_key] = event.timestamp - starts.pop(event.step_key)
-                if kind == DagsterEventType.STEP_FAILURE:
-                    failed.append(event.step_key)
-        if begun and ended:
-            result.run_s = ended - begun
+        failed = record_run(result, instance.all_logs(run.run_id))
         result.dbt_models, elapsed = dbt_model_times(run.run_id)
         if elapsed is not None:
             dbt_step = result.steps.get("market_intel_dbt", 0.0)
             result.notes.append(
                 f"dbt's own elapsed time {elapsed:.1f} s of the dbt step's {dbt_step:.1f} s"
             )
+    return failed
+
+
+def record_run(result: Measurement, events: list) -> list[str]:
+    """The run's event counts, duration and step durations (seconds) into ``result``; returns
+    the failed steps."""
+    from dagster import DagsterEventType
+
+    starts, failed = {}, []
+    begun = ended = None
+    result.dagster_events = len(events)
+    result.dated_events = sum(
+        1 for event in events if event.dagster_event and event.dagster_event.partition
+    )
+    for event in events:
+        kind = event.dagster_event_type
+        if kind == DagsterEventType.RUN_START:
+            begun = event.timestamp
+        elif kind in (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE):
+            ended = event.timestamp
+        elif kind == DagsterEventType.STEP_START:
+            starts[event.step_key] = event.timestamp
+        elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            result.steps[event.step_key] = event.timestamp - starts.pop(event.step_key)
+            if kind == DagsterEventType.STEP_FAILURE:
+                failed.append(event.step_key)
+    if begun and ended:
+        result.run_s = ended - begun
     return failed
 
 

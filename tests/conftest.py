@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterEventType, DagsterInstance
 
 from market_intel.settings import DEMO_DATA_DIR, PROJECT_ROOT
 
@@ -230,6 +230,22 @@ def reference_run(reference_data: Path, tmp_path_factory: pytest.TempPathFactory
         assert result.success, what_failed(result)
         pipeline.run_id = result.run_id
     return pipeline
+
+
+def step_intervals(instance: DagsterInstance) -> list[tuple[float, float, str, str]]:
+    """(start, end, run, step) of every step of every run, from the instance's event log."""
+    intervals = []
+    for run in instance.get_runs():
+        starts = {}
+        for event in instance.all_logs(run.run_id):
+            kind = event.dagster_event_type
+            if kind == DagsterEventType.STEP_START:
+                starts[event.step_key] = event.timestamp
+            elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+                intervals.append(
+                    (starts[event.step_key], event.timestamp, run.run_id, event.step_key)
+                )
+    return sorted(intervals)
 
 
 # --- pytest-xdist: which modules share a worker, longest first -----------------------------

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 from dagster import (
-    DagsterEventType,
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
@@ -53,6 +52,7 @@ from pipelines.sensors import (
     retry_requests,
     runs_execute_on_this_host,
 )
+from tests.conftest import step_intervals
 
 NEW_YORK = ZoneInfo("America/New_York")
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -378,22 +378,6 @@ def deployment(
     deployment = Deployment(tmp_path_factory.mktemp("deployment"), dagster_home)
     yield deployment
     deployment.stop_all()
-
-
-def step_intervals(instance: DagsterInstance) -> list[tuple[float, float, str, str]]:
-    """(start, end, run, step) of every step of every run, from the instance's event log."""
-    intervals = []
-    for run in instance.get_runs():
-        starts = {}
-        for event in instance.all_logs(run.run_id):
-            kind = event.dagster_event_type
-            if kind == DagsterEventType.STEP_START:
-                starts[event.step_key] = event.timestamp
-            elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-                intervals.append(
-                    (starts[event.step_key], event.timestamp, run.run_id, event.step_key)
-                )
-    return sorted(intervals)
 
 
 @pytest.mark.slow

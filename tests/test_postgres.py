@@ -18,13 +18,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRunStatus
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
 from bench.generate import generate, unconfirmed_moves
 from bench.postgres import PostgresServer, PostgresUnavailable, postgres_server, write_instance
 from market_intel.settings import PROJECT_ROOT
 from market_intel.storage import DUCKDB_POOL
+from tests.conftest import step_intervals
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 # The backfill: a month of report dates. A one-year one-run backfill is `make bench`'s
@@ -73,22 +74,6 @@ def finish(process: subprocess.Popen, root: Path, name: str) -> str:
     output = (root / f"{name}.log").read_text()
     assert code == 0, f"run {name} exited with {code}:\n{output[-4000:]}"
     return output
-
-
-def step_intervals(instance: DagsterInstance) -> list[tuple[float, float, str, str]]:
-    """(start, end, run, step) of every step of every run, from the instance's event log."""
-    intervals = []
-    for run in instance.get_runs():
-        starts = {}
-        for event in instance.all_logs(run.run_id):
-            kind = event.dagster_event_type
-            if kind == DagsterEventType.STEP_START:
-                starts[event.step_key] = event.timestamp
-            elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-                intervals.append(
-                    (starts[event.step_key], event.timestamp, run.run_id, event.step_key)
-                )
-    return sorted(intervals)
 
 
 def latest_close_before(replay: Path, instrument_id: str, report_date: date) -> tuple[str, float]:
