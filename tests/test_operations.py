@@ -380,9 +380,23 @@ def deployment(
     deployment.stop_all()
 
 
+# Steps that do not open the DuckDB file outside live mode (the probe only reads files then).
+OPENS_NO_FILE = {"raw__source_health"}
+
+
+def took_turns_on_the_file(output: str, run_id: str, step_key: str) -> bool:
+    """Whether the step of the run logged that it waited for the DuckDB file's writer lock."""
+    return any(
+        run_id in line and step_key in line and "waiting for the DuckDB file" in line
+        for line in output.splitlines()
+    )
+
+
 @pytest.mark.slow
 def test_concurrent_runs_take_turns_on_the_duckdb_file(deployment: Deployment) -> None:
-    """A daily run and a two-date backfill started together: both succeed, one step at a time."""
+    """A daily run and a two-date backfill started together: both succeed, one writer at a time
+    (the pool schedules the steps; where both got a slot at once, the later one waited for the
+    file's lock)."""
     daily = deployment.start("daily", "--partition", "2026-03-22")
     backfill = deployment.start("backfill", "--partition-range", "2026-03-21...2026-03-22")
     deployment.wait(daily, "daily")
@@ -393,8 +407,12 @@ def test_concurrent_runs_take_turns_on_the_duckdb_file(deployment: Deployment) -
         assert [run.status for run in runs] == [DagsterRunStatus.SUCCESS] * 2
         intervals = step_intervals(instance)
         assert {run for _, _, run, _ in intervals} == {run.run_id for run in runs}
+        output = deployment.output("daily") + deployment.output("backfill")
         for (_, end, run, step), (start, _, next_run, next_step) in itertools.pairwise(intervals):
-            assert end <= start, f"{run}:{step} overlapped {next_run}:{next_step}"
+            if end > start:  # the pool let both start (Dagster's slot claim races on SQLite)
+                assert step in OPENS_NO_FILE or took_turns_on_the_file(
+                    output, next_run, next_step
+                ), f"{run}:{step} overlapped {next_run}:{next_step} on the DuckDB file"
         assert instance.event_log_storage.get_concurrency_info(DUCKDB_POOL).claimed_slots == []
     waited = "blocked by limit for pool duckdb"
     assert waited in deployment.output("daily") or waited in deployment.output("backfill")
