@@ -302,7 +302,8 @@ def read_run(result, home: Path, arguments: list[str]) -> None:
 
 def run_partitions(tags: dict[str, str]) -> str:
     """A run's report dates as ``A..B`` (a range) or ``A`` (one date), from its tags."""
-    if "dagster/asset_partition_range_start" in tags:
-        first = tags["dagster/asset_partition_range_start"]
-        return f"{first}..{tags['dagster/asset_partition_range_end']}"
-    return tags.get("dagster/partition", "")
+    from pipelines.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
+
+    if RANGE_START_TAG in tags:
+        return f"{tags[RANGE_START_TAG]}..{tags[RANGE_END_TAG]}"
+    return tags.get(PARTITION_TAG, "")

@@ -25,11 +25,8 @@ from market_intel.checks.gate import FINDINGS, GateFinding, read_findings
 from market_intel.checks.outcome import CheckOutcome, Finding
 from market_intel.checks.suites import Check, fact_checks
 from market_intel.storage import DUCKDB_POOL, ReportWindow
+from pipelines.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 
-# Dagster's documented run tags: a one-partition run, and a range run (inclusive keys).
-PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 # A run without a partition (launched for the check alone) checks every report date.
 EVERY_DATE = ReportWindow(date(1900, 1, 1), date(9999, 1, 1))
 FINDINGS_KEY = AssetKey(FINDINGS.split("."))

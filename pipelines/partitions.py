@@ -7,6 +7,11 @@ from dagster import AssetCheckExecutionContext, AssetExecutionContext, DailyPart
 from market_intel.settings import first_report_date
 from market_intel.storage import ReportWindow
 
+# Dagster's documented run tags of a one-partition run and of a range run (inclusive keys).
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
 # The first report date the UI offers: where the data starts (MARKET_INTEL_FIRST_REPORT_DATE,
 # market_intel/settings.py). end_offset=1: today's report date exists as soon as the day starts
 # (it reports yesterday).

@@ -35,6 +35,7 @@ from dagster import (
 )
 
 from market_intel.storage import DUCKDB_POOL
+from pipelines.partitions import PARTITION_TAG
 from pipelines.schedules import (
     ATTEMPT_TAG,
     DAILY_PRIORITY,
@@ -44,7 +45,6 @@ from pipelines.schedules import (
     TRIGGER_TAG,
 )
 
-PARTITION_TAG = "dagster/partition"
 RETRY_TRIGGER = "late-data-retry"
 RETRY_AFTER = timedelta(hours=2)
 # The scheduled run and three retries: the last one starts about six hours after the schedule.

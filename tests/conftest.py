@@ -11,10 +11,8 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from market_intel.settings import DEMO_DATA_DIR, PROJECT_ROOT
+from pipelines.partitions import RANGE_END_TAG, RANGE_START_TAG
 
-# The run tags of a range run (Dagster's documented tag names, as a UI range backfill sets them).
-ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
-ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 REFERENCE_DATA = PROJECT_ROOT.parent / "shared" / "reference-data"
 DEMO_DATE = "2026-03-22"
 
@@ -138,7 +136,7 @@ class Pipeline:
         tags = {}
         partition_key = first
         if last is not None:
-            tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+            tags = {RANGE_START_TAG: first, RANGE_END_TAG: last}
             partition_key = None
         return job.execute_in_process(
             partition_key=partition_key,

@@ -8,9 +8,8 @@ from dagster import DagsterInstance
 
 from market_intel.settings import DBT_PROJECT_DIR
 from market_intel.storage import RAW_TABLES
+from pipelines.partitions import RANGE_END_TAG, RANGE_START_TAG
 from tests.conftest import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
     DEMO_DATE,
     Pipeline,
     what_failed,
@@ -169,7 +168,7 @@ def test_a_range_run_records_at_most_twenty_events_per_report_date(pipeline: Pip
     from pipelines.definitions import defs
 
     first, last, dates = "2026-03-13", "2026-03-22", 10
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    tags = {RANGE_START_TAG: first, RANGE_END_TAG: last}
     with DagsterInstance.ephemeral() as instance:
         job = defs.resolve_job_def("market_intel_job")
         result = job.execute_in_process(tags=tags, instance=instance)
