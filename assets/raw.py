@@ -34,6 +34,7 @@ from market_intel.checks.findings import replace_findings
 from market_intel.checks.outcome import ERROR
 from market_intel.checks.suites import raw_checks
 from market_intel.feeds import FeedError
+from market_intel.sources import FeedBatch, RawSource
 from market_intel.storage import (
     DUCKDB_POOL,
     RAW_TABLES,
@@ -44,9 +45,9 @@ from market_intel.storage import (
 )
 from market_intel.universe import Market, instruments, markets
 from pipelines.partitions import report_dates, report_window
-from pipelines.resources import FeedBatch, MarketSource
+from pipelines.resources import MarketSource
 
-Fetch = Callable[[MarketSource, date, date], FeedBatch]
+Fetch = Callable[[RawSource, date, date], FeedBatch]
 T = TypeVar("T")
 
 
@@ -108,9 +109,10 @@ SOURCE_HEALTH_COLUMNS = (
 def source_health(
     context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
 ) -> MaterializeResult:
-    if not source.is_live:
+    feeds = source.client()
+    if not feeds.is_live:
         return MaterializeResult(metadata={"probe": f"skipped: {source.mode} reads files"})
-    health = source.source_health(context.run_id)
+    health = feeds.source_health(context.run_id)
     if health.all_down:
         raise Failure(description=health.outage_report(), allow_retries=False)
     rows = pd.DataFrame(health.rows()).assign(probed_at=datetime.now(UTC).replace(tzinfo=None))
@@ -154,9 +156,10 @@ def build_raw_asset(
         context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
     ) -> MaterializeResult:
         window = report_window(context)
-        start, end = window.fetch_range(source.lookback_days)
+        feeds = source.client()
+        start, end = window.fetch_range(feeds.lookback_days)
         batch, failure = fetch_or_failure(
-            context, source, table.name, lambda: fetch(source, start, end)
+            context, feeds, table.name, lambda: fetch(feeds, start, end)
         )
         if batch is None:
             batch = FeedBatch(empty_frame(table.name), [failure])
@@ -187,7 +190,7 @@ def build_raw_asset(
 
 
 def fetch_or_failure(
-    context: AssetExecutionContext, source: MarketSource, table: str, fetch: Callable[[], T]
+    context: AssetExecutionContext, source: RawSource, table: str, fetch: Callable[[], T]
 ) -> tuple[T | None, str | None]:
     """What ``fetch`` answers, or None and why: a feed down stays in its market.
 
@@ -212,7 +215,7 @@ def bars_fetch(market: Market) -> Fetch:
     )
 
 
-def calendar_fetch(source: MarketSource, start: date, end: date) -> FeedBatch:
+def calendar_fetch(source: RawSource, start: date, end: date) -> FeedBatch:
     frames = [
         calendars.sessions(market.calendar, start, end).assign(market=market.market)
         for market in markets().values()
@@ -285,6 +288,7 @@ def cn_stock_bars(
     context: AssetExecutionContext, duckdb: DuckDBResource, source: MarketSource
 ) -> MaterializeResult:
     window = report_window(context)
+    feeds = source.client()
     table = RAW_TABLES["cn_stock_bars"]
     with duckdb.get_connection() as conn:
         ensure_raw_schema(conn)
@@ -301,9 +305,9 @@ def cn_stock_bars(
 
         fetched, failure = fetch_or_failure(
             context,
-            source,
+            feeds,
             table.name,
-            lambda: source.fetch_stock_bars(window, done, save, context.log),
+            lambda: feeds.fetch_stock_bars(window, done, save, context.log),
         )
         check_results = run_raw_checks(context, conn, CN_STOCK_BARS, window)
     return MaterializeResult(

@@ -8,8 +8,8 @@ the report asset blocks exactly the dates the findings touch. Not partitioned: o
 check for the run, whatever its window (the raw checks run in their raw assets' steps).
 """
 
-from collections.abc import Iterator, Mapping
-from datetime import date, timedelta
+from collections.abc import Iterator
+from datetime import date
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -25,22 +25,11 @@ from market_intel.checks.gate import FINDINGS, GateFinding, read_findings
 from market_intel.checks.outcome import CheckOutcome, Finding
 from market_intel.checks.suites import Check, fact_checks
 from market_intel.storage import DUCKDB_POOL, ReportWindow
-from pipelines.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
+from pipelines.partitions import run_window
 
 # A run without a partition (launched for the check alone) checks every report date.
 EVERY_DATE = ReportWindow(date(1900, 1, 1), date(9999, 1, 1))
 FINDINGS_KEY = AssetKey(FINDINGS.split("."))
-
-
-def run_window(tags: Mapping[str, str]) -> ReportWindow:
-    """The run's report dates ``[start, end)`` from its tags."""
-    if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
-        start, last = tags[RANGE_START_TAG], tags[RANGE_END_TAG]
-    elif PARTITION_TAG in tags:
-        start = last = tags[PARTITION_TAG]
-    else:
-        return EVERY_DATE
-    return ReportWindow(date.fromisoformat(start), date.fromisoformat(last) + timedelta(days=1))
 
 
 def check_outcome(check: Check, findings: list[GateFinding]) -> CheckOutcome:
@@ -75,7 +64,7 @@ def fact_gate_checks(
     context: AssetCheckExecutionContext, duckdb: DuckDBResource
 ) -> Iterator[AssetCheckResult]:
     with duckdb.get_connection() as conn:
-        findings = read_findings(conn, run_window(context.run.tags))
+        findings = read_findings(conn, run_window(context) or EVERY_DATE)
     for check in fact_checks():
         outcome = check_outcome(check, findings)
         log_outcome(context.log, outcome)

@@ -6,12 +6,14 @@ maintained library's rule-based holidays for the same exchange, marked ``provisi
 exchange-calendars publishes them (docs/feeds.md, "Calendars").
 """
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 
 import exchange_calendars as xcals
 import pandas as pd
 import pandas_market_calendars as pmc
+
+from market_intel.universe import markets
 
 CALENDAR_START = "2005-01-01"
 COLUMNS = ["session_date", "open_utc", "close_utc", "provisional"]
@@ -19,6 +21,8 @@ COLUMNS = ["session_date", "open_utc", "close_utc", "provisional"]
 # last published session. pandas-market-calendars 5.5.0 lists SSE holidays through 2026 (the
 # same sessions as exchange-calendars) and guesses later years from the recent arrangements.
 PROVISIONAL_RULES = {"XSHG": "SSE"}
+# Quotes move from the pre-open auction on (A-shares: 09:15 for a 09:30 open).
+PRE_OPEN = pd.Timedelta(minutes=15)
 
 
 @cache
@@ -86,3 +90,41 @@ def _frame(days, opens, closes, provisional: bool) -> pd.DataFrame:
         },
         columns=COLUMNS,
     )
+
+
+def _recent_sessions(market: str, now: datetime) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The market's sessions around ``now`` and ``now`` as a naive UTC timestamp."""
+    window = sessions(
+        markets()[market].calendar,
+        (now - timedelta(days=15)).date(),
+        now.date() + timedelta(days=2),
+    )
+    return window, pd.Timestamp(now).tz_convert("UTC").tz_localize(None)
+
+
+def last_closed_session(market: str, now: datetime) -> date | None:
+    """The market's last session that has closed by ``now``, whether or not another has begun:
+    every session up to it is in the past, and can be fetched as history."""
+    window, now_utc = _recent_sessions(market, now)
+    closed = window[window["close_utc"] <= now_utc]
+    return None if closed.empty else closed["session_date"].iloc[-1]
+
+
+def latest_completed_session(market: str, now: datetime) -> date | None:
+    """The market's last session that has closed by ``now``, if no later session has begun:
+    the session an undated snapshot taken now describes."""
+    window, now_utc = _recent_sessions(market, now)
+    closed = window[window["close_utc"] <= now_utc]
+    begun = window[window["open_utc"] - PRE_OPEN <= now_utc]
+    if closed.empty or len(begun) > len(closed):
+        return None
+    return closed["session_date"].iloc[-1]
+
+
+def closed_sessions(market: str, start: date, end: date, now: datetime) -> list[date]:
+    """The market's sessions in ``[start, end)`` that have closed by ``now``."""
+    if start >= end:
+        return []
+    window = sessions(markets()[market].calendar, start, end)
+    now_utc = pd.Timestamp(now).tz_convert("UTC").tz_localize(None)
+    return list(window.loc[window["close_utc"] <= now_utc, "session_date"])

@@ -1,5 +1,6 @@
 """Report-date partitions: one per calendar day R, covering each market's sessions up to R-1."""
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 
 from dagster import AssetCheckExecutionContext, AssetExecutionContext, DailyPartitionsDefinition
@@ -30,8 +31,21 @@ def report_window(context: AssetExecutionContext | AssetCheckExecutionContext) -
     return ReportWindow(date.fromisoformat(keys.start), date.fromisoformat(keys.end) + timedelta(1))
 
 
-def run_window(context: AssetExecutionContext) -> ReportWindow | None:
-    """The run's window of report dates, or None for a run without any (e.g. seeds alone)."""
-    if context.has_partition_key or context.has_partition_key_range:
-        return report_window(context)
-    return None
+def run_window(
+    context: AssetExecutionContext | AssetCheckExecutionContext,
+) -> ReportWindow | None:
+    """The run's window of report dates, or None for a run without any (e.g. seeds alone, or a
+    check launched on its own). Read from the run's tags, so an undated step (the fact checks)
+    and a step of dated and undated assets (dbt) see the same window."""
+    return window_from_tags(context.run.tags)
+
+
+def window_from_tags(tags: Mapping[str, str]) -> ReportWindow | None:
+    """``[start, end)`` from Dagster's partition tags: a one-date run's or a range run's."""
+    if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
+        start, last = tags[RANGE_START_TAG], tags[RANGE_END_TAG]
+    elif PARTITION_TAG in tags:
+        start = last = tags[PARTITION_TAG]
+    else:
+        return None
+    return ReportWindow(date.fromisoformat(start), date.fromisoformat(last) + timedelta(days=1))

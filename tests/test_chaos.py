@@ -57,12 +57,13 @@ from dagster_duckdb import DuckDBResource
 from yfinance.data import SingletonMeta, YfData
 
 from assets import raw
+from market_intel import sources
 from market_intel.feeds import connectivity, crypto, yahoo
 from market_intel.feeds import defillama as dl
 from market_intel.feeds.connectivity import HostHealth
+from market_intel.sources import RawSource
 from market_intel.storage import RAW_TABLES
 from market_intel.universe import instruments
-from pipelines import resources
 from pipelines.resources import MarketSource
 from tests.baostock_server import BaostockServer, kdata_answer
 from tests.conftest import Pipeline
@@ -182,7 +183,7 @@ def llama(name: str):
 @dataclass
 class World:
     """The fakes of every live source, installed for the test, and the one throttle every
-    feed gets from ``MarketSource`` (its sleeps are the backoff and pacing waits)."""
+    feed gets from ``RawSource`` (its sleeps are the backoff and pacing waits)."""
 
     yahoo: FakeYahoo
     venues: Venues
@@ -301,9 +302,9 @@ def world(
 ) -> Iterator[World]:
     # The run's connectivity probe finds every host up (conftest refuses real connections).
     monkeypatch.setattr(connectivity, "probe_endpoint", reachable)
-    monkeypatch.setattr(resources, "_HEALTH_OF_RUN", {})
+    monkeypatch.setattr(sources, "_HEALTH_OF_RUN", {})
     throttle = RecordingThrottle()
-    monkeypatch.setattr(MarketSource, "throttle", lambda self: throttle)
+    monkeypatch.setattr(RawSource, "throttle", lambda self: throttle)
     # yfinance keeps its session, cookie, crumb and answers process-wide: start from none.
     yf.set_tz_cache_location(str(tmp_path / "yf-cache"))
     monkeypatch.delitem(SingletonMeta._instances, YfData, raising=False)

@@ -13,8 +13,8 @@ import yfinance as yf
 from yfinance.data import SingletonMeta, YfData
 
 from market_intel.feeds import FeedError, RefusedError, SchemaDriftError, yahoo
+from market_intel.sources import RawSource
 from market_intel.universe import instruments, markets
-from pipelines.resources import MarketSource
 from tests.transports.failures import RETRY_AFTER_SECONDS, Failure
 from tests.transports.yahoo import CONSENT_URL, CRUMB, FakeYahoo
 
@@ -210,7 +210,7 @@ def test_one_refused_instrument_leaves_the_rest_of_its_market(
         charts[instrument.live_symbol] = body
     site = FakeYahoo(charts).install(monkeypatch)
     site.failures = [Failure.REFUSED_451] * 2  # the first instrument's bars
-    source = MarketSource(
+    source = RawSource(
         mode="live",
         replay_dir=".",
         ccxt_exchanges="binance",

@@ -20,13 +20,14 @@ import pytest
 from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 from dbt.cli.main import dbtRunner
 
-from data_checks.asset_checks import check_outcome, run_window
+from data_checks.asset_checks import EVERY_DATE, check_outcome
 from data_checks.results import check_result
 from market_intel.checks import gate, suites
 from market_intel.checks.findings import replace_findings
 from market_intel.checks.outcome import ERROR, WARN
 from market_intel.settings import DBT_PROJECT_DIR
 from market_intel.storage import ReportWindow
+from pipelines.partitions import window_from_tags
 from tests.test_checks import (
     FRIDAY,
     SOURCE,
@@ -452,9 +453,9 @@ def test_a_missing_marts_table_blocks_every_date(world: DbtWorld) -> None:
 
 
 def test_the_check_step_reads_the_runs_window_from_its_tags() -> None:
-    assert run_window({"dagster/partition": "2026-03-22"}) == WINDOW
+    assert window_from_tags({"dagster/partition": "2026-03-22"}) == WINDOW
     assert (
-        run_window(
+        window_from_tags(
             {
                 "dagster/asset_partition_range_start": "2026-03-21",
                 "dagster/asset_partition_range_end": "2026-03-25",
@@ -462,8 +463,8 @@ def test_the_check_step_reads_the_runs_window_from_its_tags() -> None:
         )
         == GATE_WINDOW
     )
-    everything = run_window({})
-    assert everything.start < date(2015, 1, 1) and everything.end > date(2100, 1, 1)
+    assert window_from_tags({}) is None
+    assert EVERY_DATE.start < date(2015, 1, 1) and EVERY_DATE.end > date(2100, 1, 1)
 
 
 def test_a_check_result_groups_the_findings_of_the_window(world: DbtWorld) -> None:

@@ -8,15 +8,16 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 
+from market_intel import sources
+from market_intel.calendars import last_closed_session, latest_completed_session
 from market_intel.feeds import FeedError, akshare_indices, bar_frame
 from market_intel.feeds import crypto as feeds_crypto
+from market_intel.sources import RawSource
 from market_intel.storage import ReportWindow, empty_frame
 from market_intel.universe import instruments, markets
-from pipelines import resources
-from pipelines.resources import MarketSource, last_closed_session, latest_completed_session
 
 
-def source(mode: str = "live", **overrides: object) -> MarketSource:
+def source(mode: str = "live", **overrides: object) -> RawSource:
     settings = {
         "mode": mode,
         "replay_dir": "unused",
@@ -24,7 +25,7 @@ def source(mode: str = "live", **overrides: object) -> MarketSource:
         "requests_per_minute": 0,
         "lookback_days": 10,
     }
-    return MarketSource(**{**settings, **overrides})
+    return RawSource(**{**settings, **overrides})
 
 
 def bars(instrument_id: str, closes: dict[str, float], source_name: str) -> pd.DataFrame:
@@ -121,8 +122,8 @@ class LiveBreadth:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sessions: list[date] = []
         self.snapshots: list[date | None] = []
-        monkeypatch.setattr(resources.akshare_breadth, "fetch_breadth_snapshot", self.snapshot)
-        monkeypatch.setattr(resources.akshare_breadth, "fetch_exchange_turnover", self.turnover)
+        monkeypatch.setattr(sources.akshare_breadth, "fetch_breadth_snapshot", self.snapshot)
+        monkeypatch.setattr(sources.akshare_breadth, "fetch_exchange_turnover", self.turnover)
 
     def snapshot(self, throttle, undated_session):
         self.snapshots.append(undated_session)
@@ -200,8 +201,8 @@ def test_live_breadth_with_every_source_down_is_an_error(
     def down(*args):
         raise FeedError("akshare", "cn/breadth", "down")
 
-    monkeypatch.setattr(resources.akshare_breadth, "fetch_breadth_snapshot", down)
-    monkeypatch.setattr(resources.akshare_breadth, "fetch_exchange_turnover", down)
+    monkeypatch.setattr(sources.akshare_breadth, "fetch_breadth_snapshot", down)
+    monkeypatch.setattr(sources.akshare_breadth, "fetch_exchange_turnover", down)
     with pytest.raises(FeedError, match="every breadth source failed"):
         source().fetch_breadth(
             date(2026, 3, 19), date(2026, 3, 21), now=datetime(2026, 3, 21, 12, tzinfo=UTC)
@@ -210,7 +211,7 @@ def test_live_breadth_with_every_source_down_is_an_error(
 
 def test_no_data_is_the_tables_typed_empty_frame(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        resources.akshare_breadth, "fetch_exchange_turnover", lambda *args: (pd.DataFrame(), [])
+        sources.akshare_breadth, "fetch_exchange_turnover", lambda *args: (pd.DataFrame(), [])
     )
     sunday = datetime(2026, 3, 22, 12, tzinfo=UTC)
     batch = source().fetch_breadth(date(2025, 3, 8), date(2025, 3, 10), now=sunday)  # a weekend
@@ -242,8 +243,8 @@ def universe_stand_in(monkeypatch: pytest.MonkeyPatch) -> dict:
         )
         return 1
 
-    monkeypatch.setattr(resources.akshare_breadth, "fetch_stock_codes", lambda t: ["600000"])
-    monkeypatch.setattr(resources.akshare_breadth, "fetch_universe_history", universe)
+    monkeypatch.setattr(sources.akshare_breadth, "fetch_stock_codes", lambda t: ["600000"])
+    monkeypatch.setattr(sources.akshare_breadth, "fetch_universe_history", universe)
     return seen
 
 

@@ -20,6 +20,11 @@ def test_every_market_has_a_raw_table_a_dbt_source_and_a_live_feed() -> None:
         assert f"{code}_bars" in RAW_TABLES
         assert f"{code}_bars" in declared, f"sources.yml: add raw table {code}_bars"
         assert bar_feed(market) is BAR_FEEDS[market.feed]
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    assert sorted(project["vars"]["bar_markets"]) == sorted(markets()), (
+        "dbt_project.yml: var bar_markets lists the markets of markets.csv "
+        "(stg_market_bars unions their raw tables)"
+    )
 
 
 def test_an_unknown_feed_names_the_market_and_the_registered_feeds() -> None:
