@@ -231,7 +231,7 @@ def postgres_1y(workdir: Path, end: date, timeout: float) -> list:
                 result.status, result.wall_s = ("success" if code == 0 else "failed"), wall
                 result.dates = (end - start).days + 1 if label == "backfill" else 1
                 read_run(result, home, runs[label])
-                result.reports_written = len(list((root / "reports").glob("*.json")))
+                result.reports_written = len(list((root / "reports").glob("????-??-??.json")))
                 if code != 0:
                     result.notes.append(f"exit {code}; log {log}")
                 results.append(result)

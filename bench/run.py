@@ -188,11 +188,13 @@ def run_pipeline(result: Measurement, root: Path, env: dict, partition: list[str
     result.command = " ".join(["dagster", *arguments[:-1], "'*'", *partition])
     log = root / f"{result.scenario}.log"
     reports = root / "reports"
-    before = set(reports.glob("*.json")) if reports.exists() else set()
+    before = set(reports.glob("????-??-??.json")) if reports.exists() else set()
     code, result.wall_s, result.peak_rss_mb, timed_out = measure(
         [DAGSTER, *arguments, *partition], env, PROJECT_ROOT, log, timeout
     )
-    result.reports_written = len(set(reports.glob("*.json")) - before) if reports.exists() else 0
+    result.reports_written = (
+        len(set(reports.glob("????-??-??.json")) - before) if reports.exists() else 0
+    )
     failed = read_events(result, Path(env["DAGSTER_HOME"]))
     result.status = "timeout" if timed_out else "success" if code == 0 else "failed"
     if code != 0:

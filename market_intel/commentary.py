@@ -37,7 +37,11 @@ SYSTEM_PROMPT = (
     "currency's units (you may write large amounts in billions or millions, e.g. 2286860000000 "
     "as 2,286.86 billion). Do not compute new figures: no sums, differences, averages, counts, "
     "ratios or conversions. Name the session date a figure belongs to, and say so when a market "
-    "is stale or closed. Write 120 to 200 words of plain text in one or two paragraphs, without "
+    "is stale or closed. The JSON decides every judgement once: call a divergence extreme only "
+    "where its extreme is true, a stablecoin day an inflow or outflow only as its flow says "
+    "(of the figure supply_change_usd names), and say markets moved with or against each other "
+    "only as crypto_vs_equities.relation says; compare sessions of different dates only by "
+    "naming both dates. Write 120 to 200 words of plain text in one or two paragraphs, without "
     "headings, lists or Markdown. Do not give investment advice, recommendations or forecasts."
 )
 

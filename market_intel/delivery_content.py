@@ -44,8 +44,15 @@ def email_subject(report: dict[str, Any]) -> str:
     return f"{note_title(report)}: {headline(report)}"
 
 
+# The HTML report's links to the neighbouring dates and the index (report_html._pager): relative
+# to the reports folder, so they lead nowhere from a mailbox.
+PAGER = re.compile(r'<nav class="pager".*?</nav>\n?', re.DOTALL)
+
+
 def email_html(report_html: str, message_id: str) -> str:
-    """The published HTML report as it is, with one line naming the delivery before ``</body>``."""
+    """The published HTML report without its previous/next links, with one line naming the
+    delivery before ``</body>``."""
+    report_html = PAGER.sub("", report_html, count=1)
     footer = delivery_footer(message_id)
     position = report_html.lower().rfind("</body>")
     if position < 0:

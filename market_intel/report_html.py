@@ -11,14 +11,17 @@ from collections.abc import Callable
 from html import escape
 from typing import Any
 
+from market_intel.report_index import INDEX_HTML, neighbour_dates, report_file
 from market_intel.report_sections import dated
+from market_intel.reporting import report_title
 
 # Charts are drawn in a narrow coordinate system so their text stays legible once a phone scales
-# the SVG down to its width; the page caps their width so desktops do not blow them up.
+# the SVG down to its width; on wider pages the panels of a chart share the width (a CSS grid).
 _WIDTH = 380
 _LEFT, _RIGHT = 52, _WIDTH - 52  # the plot; the margins hold value labels beyond the bar ends
 _AXIS_TOP = 26  # tick labels sit above this line, grid lines start on it
 _FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="12"'
+_SMALL = ' font-size="10"'  # axis labels of the time-series panels
 # (CSS class, fallback fill): the page's CSS re-colours the classes for dark mode.
 _RED, _GREEN, _BLUE = ("neg", "#d93025"), ("pos", "#188038"), ("accent", "#1a73e8")
 
@@ -121,9 +124,32 @@ def _svg(title: str, height: float, body: list[str]) -> str:
     )
 
 
+def _returns_panel(market: dict[str, Any], ticks: list[float]) -> str:
+    """One market: its status and session, then each instrument's return as a bar."""
+    x = _mapper(ticks)
+    body, y = [], _AXIS_TOP + 4
+    name = market.get("name") or market.get("market")
+    heading = f"{name} — {market.get('status')}, {_session(market)}"
+    body.append(_text(8, y + 16, heading, "group", extra=' font-weight="600"'))
+    y += 22
+    for instrument in market["instruments"]:
+        short = instrument.get("short_name")
+        label = f"{short} ({instrument['id']})" if short else instrument["id"]
+        body.append(_text(8, y + 13, f"{label} · {_session(instrument)}", "label"))
+        value = instrument.get("return_pct")
+        if value is None:
+            body.append(_text(x(0.0) + 4, y + 28, "n/a", "na"))
+        else:
+            body += _bar(x, value, y + 18, _pct(value), (_RED, _GREEN))
+        y += 36
+    title = f"Daily return in per cent, {name}: each instrument with its session date"
+    return _svg(title, y + 6, _axis(ticks, y, "%") + body)
+
+
 def svg_returns_by_market(report: dict[str, Any]) -> str:
-    """Each instrument's return as a bar, grouped by market and labelled with its session date,
-    so a stale or closed market is visible next to its figures. Empty when there is no return."""
+    """Each instrument's return as a bar, one panel per market with its status and session, so
+    a stale or closed market is visible next to its figures; one scale for all panels, so bars
+    compare across markets. Empty when there is no return."""
     markets = [m for m in report.get("markets") or [] if m.get("instruments")]
     values = [
         i["return_pct"]
@@ -134,105 +160,258 @@ def svg_returns_by_market(report: dict[str, Any]) -> str:
     if not values:
         return ""
     ticks = _scale(min(values), max(values))
-    x = _mapper(ticks)
-    body, y = [], _AXIS_TOP + 4
-    for market in markets:
-        heading = (
-            f"{market.get('name') or market.get('market')} — {market.get('status')}, "
-            f"{_session(market)}"
-        )
-        body.append(_text(8, y + 16, heading, "group", extra=' font-weight="600"'))
-        y += 22
-        for instrument in market["instruments"]:
-            short = instrument.get("short_name")
-            name = f"{short} ({instrument['id']})" if short else instrument["id"]
-            body.append(_text(8, y + 13, f"{name} · {_session(instrument)}", "label"))
-            value = instrument.get("return_pct")
-            if value is None:
-                body.append(_text(x(0.0) + 4, y + 28, "n/a", "na"))
-            else:
-                body += _bar(x, value, y + 18, _pct(value), (_RED, _GREEN))
-            y += 36
-    title = "Daily return by market, in per cent, each instrument with its session date"
-    return _svg(title, y + 6, _axis(ticks, y, "%") + body)
+    return "".join(_returns_panel(market, ticks) for market in markets)
 
 
 def _pair(divergence: dict[str, Any]) -> str:
-    return f"{divergence.get('left')} vs {divergence.get('right')}"
+    """The pair as the divergence table names it (instrument names, not ids)."""
+    left = divergence.get("left_name") or divergence.get("left")
+    right = divergence.get("right_name") or divergence.get("right")
+    return f"{left} vs {right}"
+
+
+def charted(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The divergences the charts draw, in the JSON's order (configured pairs first): those the
+    JSON marks ``charted``; a file written before that key existed charts its configured pairs."""
+    return [
+        d
+        for d in report.get("divergences") or []
+        if d.get("charted", d.get("configured")) and d.get("spread_bps") is not None
+    ]
+
+
+_PANEL_LEFT, _PANEL_RIGHT = 44, _WIDTH - 8  # time-series panels: tick labels left of the plot
+
+
+def _x_by_index(count: int) -> Callable[[int], float]:
+    """Observations equally spaced (one per observation, like a trading-day axis)."""
+    step = (_PANEL_RIGHT - _PANEL_LEFT) / max(count - 1, 1)
+    return lambda index: _PANEL_LEFT + index * step
+
+
+def _y_mapper(low: float, high: float, top: float, bottom: float) -> Callable[[float], float]:
+    return lambda value: bottom - (value - low) / (high - low) * (bottom - top)
+
+
+def _points(points: list[tuple[float, float]]) -> str:
+    """SVG ``points`` with _n's fixed precision, formatted in one pass (the charts' hot path)."""
+    return " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+
+
+def _polylines(points: list[tuple[float, float] | None], cls: str, colour: str) -> list[str]:
+    """A line through the points, broken where a point is missing (a statistic not defined yet)."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for point in points:
+        if point is None:
+            runs.append([])
+        else:
+            runs[-1].append(point)
+    return [
+        f'<polyline points="{_points(run)}" class="{cls}" '
+        f'fill="none" stroke="{colour}" stroke-width="1.5" stroke-linejoin="round"/>'
+        for run in runs
+        if len(run) > 1
+    ]
+
+
+def _band_area(
+    history: list[dict[str, Any]], x: Callable[[int], float], y: Callable[[float], float]
+) -> str:
+    """The +-2 sd band of each observation, as one shaded area (where the band is defined)."""
+    inside = [
+        (i, row["band_low_bps"], row["band_high_bps"])
+        for i, row in enumerate(history)
+        if row.get("band_low_bps") is not None and row.get("band_high_bps") is not None
+    ]
+    if len(inside) < 2:
+        return ""
+    outline = [(x(i), y(high)) for i, _, high in inside]
+    outline += [(x(i), y(low)) for i, low, _ in reversed(inside)]
+    points = _points(outline)
+    return f'<polygon points="{points}" class="band" fill="currentColor" fill-opacity="0.15"/>'
+
+
+def _y_ticks(ticks: list[float], y: Callable[[float], float]) -> list[str]:
+    """Horizontal grid lines labelled at the left; the zero line drawn stronger."""
+    parts = []
+    for tick in ticks:
+        opacity = "0.5" if tick == 0 else "0.12"
+        parts.append(
+            f'<line x1="{_PANEL_LEFT}" y1="{_n(y(tick))}" x2="{_PANEL_RIGHT}" y2="{_n(y(tick))}" '
+            f'stroke="currentColor" stroke-opacity="{opacity}"/>'
+        )
+        parts.append(_text(_PANEL_LEFT - 4, y(tick) + 3.5, f"{tick:g}", "tick", "end", _SMALL))
+    return parts
+
+
+def _date_axis(history: list[dict[str, Any]], x: Callable[[int], float], y: float) -> list[str]:
+    """The first and last observation dates under the plot."""
+    if not history:
+        return []
+    first, last = history[0].get("observed_on"), history[-1].get("observed_on")
+    return [
+        _text(x(0), y, str(first), "tick", "start", _SMALL),
+        _text(x(len(history) - 1), y, str(last), "tick", "end", _SMALL),
+    ]
+
+
+def _spread_panel(divergence: dict[str, Any], top: float) -> tuple[list[str], float]:
+    """One pair: its name and today's spread, then the spread of its last observations (line)
+    inside each observation's +-2 sd band (shaded), today's point red when outside the band."""
+    history = divergence.get("history") or []
+    spread = divergence["spread_bps"]
+    left, right = divergence.get("left_session_date"), divergence.get("right_session_date")
+    sessions = left if left == right else f"{left} / {right}"
+    body = [
+        _text(8, top + 13, _pair(divergence), "label"),
+        _text(_PANEL_RIGHT, top + 13, _bps(spread), "value", "end", ' font-weight="600"'),
+    ]
+    low, high = divergence.get("band_low_bps"), divergence.get("band_high_bps")
+    has_band = low is not None and high is not None
+    caption = [sessions, f"band {low:+.0f} to {high:+.0f} bps" if has_band else "no band"]
+    if divergence.get("zscore") is not None:
+        caption.append(f"z {divergence['zscore']:+.2f}")
+    if not history:
+        caption.append("no history")
+    body.append(
+        _text(
+            8,
+            top + 28,
+            " · ".join(caption),
+            "caption",
+            "start",
+            ' fill-opacity="0.75" font-size="11"',
+        )
+    )
+    values = [spread] + [
+        row[key]
+        for row in history
+        for key in ("spread_bps", "band_low_bps", "band_high_bps")
+        if row.get(key) is not None
+    ]
+    plot_top, plot_bottom = top + 40, top + 100
+    ticks = _scale(min(values), max(values))
+    y = _y_mapper(ticks[0], ticks[-1], plot_top, plot_bottom)
+    x = _x_by_index(len(history))
+    body += _y_ticks(ticks, y)
+    body.append(_band_area(history, x, y))
+    points = [
+        None if row.get("spread_bps") is None else (x(i), y(row["spread_bps"]))
+        for i, row in enumerate(history)
+    ]
+    body += _polylines(points, "stroke-accent", _BLUE[1])
+    outside = has_band and not low <= spread <= high
+    cls, colour = _RED if outside else _BLUE
+    today_x = x(len(history) - 1) if history else _PANEL_RIGHT
+    body.append(
+        f'<circle cx="{_n(today_x)}" cy="{_n(y(spread))}" r="3" class="{cls} today" '
+        f'fill="{colour}"/>'
+    )
+    body += _date_axis(history, x, plot_bottom + 13)
+    return body, plot_bottom + 24
 
 
 def svg_divergence_bands(report: dict[str, Any]) -> str:
-    """Today's spread of each pair as a marker on its historical band, so an unusual divergence
-    stands out (red when outside the band). Empty when there are no divergences."""
-    divergences = report.get("divergences") or []
-    values = [
-        d[key]
-        for d in divergences
-        for key in ("spread_bps", "band_low_bps", "band_high_bps")
-        if d.get(key) is not None
+    """Each charted pair's spread over its last observations against the band (mean +- 2 sd of
+    its history) it had on each day, one panel per pair, so a reader sees whether today's spread
+    is unusual and whether it is widening or closing. Empty when no pair is charted."""
+    panels = []
+    for divergence in charted(report):
+        body, height = _spread_panel(divergence, 4.0)
+        title = f"{_pair(divergence)}: spread in basis points inside its mean ± 2 sd band"
+        panels.append(_svg(title, height + 4, body))
+    return "".join(panels)
+
+
+def _correlation_panel(divergence: dict[str, Any], top: float) -> tuple[list[str], float]:
+    history = divergence.get("history") or []
+    value = divergence.get("correlation_60d")
+    body = [_text(8, top + 13, _pair(divergence), "label")]
+    body.append(
+        _text(_PANEL_RIGHT, top + 13, "n/a", "na", "end")
+        if value is None
+        else _text(_PANEL_RIGHT, top + 13, _corr(value), "value", "end", ' font-weight="600"')
+    )
+    y = _y_mapper(-1.0, 1.0, top + 22, top + 58)
+    x = _x_by_index(len(history))
+    body += _y_ticks([-1.0, 0.0, 1.0], y)
+    points = [
+        None if row.get("correlation_60d") is None else (x(i), y(row["correlation_60d"]))
+        for i, row in enumerate(history)
     ]
-    if not values:
-        return ""
-    ticks = _scale(min(values), max(values))
-    x = _mapper(ticks)
-    body, y = [], _AXIS_TOP + 4
-    for divergence in divergences:
-        left, right = divergence.get("left_session_date"), divergence.get("right_session_date")
-        sessions = left if left == right else f"{left} / {right}"
-        body.append(_text(8, y + 13, f"{_pair(divergence)} · {sessions}", "label"))
-        low, high = divergence.get("band_low_bps"), divergence.get("band_high_bps")
-        has_band = low is not None and high is not None
-        if has_band:
-            body.append(
-                f'<rect x="{_n(x(low))}" y="{_n(y + 19)}" width="{_n(x(high) - x(low))}" '
-                f'height="14" class="band" fill="currentColor" fill-opacity="0.18"/>'
-            )
-        spread = divergence.get("spread_bps")
-        if spread is None:
-            body.append(_text(x(0.0) + 4, y + 30, "n/a", "na"))
-        else:
-            outside = has_band and not low <= spread <= high
-            cls, colour = _RED if outside else _BLUE
-            marker = x(spread)
-            body.append(
-                f'<rect x="{_n(marker - 2)}" y="{_n(y + 16)}" width="4" height="20" '
-                f'class="{cls}" fill="{colour}"/>'
-            )
-            right_side = marker <= (_LEFT + _RIGHT) / 2
-            body.append(
-                _text(marker + 6, y + 30, _bps(spread), "value")
-                if right_side
-                else _text(marker - 6, y + 30, _bps(spread), "value", "end")
-            )
-        caption = [f"band {low:+.0f} to {high:+.0f} bps" if has_band else "no band"]
-        if divergence.get("zscore") is not None:
-            caption.append(f"z {divergence['zscore']:+.2f}")
-        body.append(_text(8, y + 50, " · ".join(caption), "caption", extra=' fill-opacity="0.75"'))
-        y += 58
-    title = "Spread of each pair today, in basis points, against its historical band"
-    return _svg(title, y + 4, _axis(ticks, y, "") + body)
+    body += _polylines(points, "stroke-accent", _BLUE[1])
+    body += _date_axis(history, x, top + 70)
+    return body, top + 78
 
 
 def svg_rolling_correlations(report: dict[str, Any]) -> str:
-    """Each pair's rolling correlation on a fixed -1..1 axis, so a spread between assets that
-    rarely move together reads differently from one that breaks a tight link. Empty without
-    correlations."""
-    divergences = report.get("divergences") or []
-    if all(d.get("correlation_60d") is None for d in divergences):
+    """Each charted pair's rolling correlation over its last observations on a fixed -1..1 axis,
+    so a spread between assets that rarely move together reads differently from one that breaks
+    a tight link, and a link that is loosening shows. Empty without correlations."""
+    pairs = charted(report)
+    if all(d.get("correlation_60d") is None for d in pairs):
         return ""
-    ticks = [-1.0, -0.5, 0.0, 0.5, 1.0]
-    x = _mapper(ticks)
-    body, y = [], _AXIS_TOP + 4
-    for divergence in divergences:
-        body.append(_text(8, y + 13, _pair(divergence), "label"))
-        value = divergence.get("correlation_60d")
-        if value is None:
-            body.append(_text(x(0.0) + 4, y + 28, "n/a", "na"))
+    panels = []
+    for divergence in pairs:
+        body, height = _correlation_panel(divergence, 4.0)
+        title = f"{_pair(divergence)}: rolling correlation of daily returns"
+        panels.append(_svg(title, height + 4, body))
+    return "".join(panels)
+
+
+def _sparkline(closes: list[float], left: float, right: float, top: float) -> str:
+    """The closes as a line scaled to their own range (shape, not level), last close dotted."""
+    low, high = min(closes), max(closes)
+    span = (high - low) or 1.0
+    step = (right - left) / max(len(closes) - 1, 1)
+    points = [(left + i * step, top + 14 - (c - low) / span * 14) for i, c in enumerate(closes)]
+    line = _polylines(points, "stroke-accent", _BLUE[1]) if len(points) > 1 else []
+    last_x, last_y = points[-1]
+    dot = f'<circle cx="{_n(last_x)}" cy="{_n(last_y)}" r="2" class="accent" fill="{_BLUE[1]}"/>'
+    return "".join(line) + dot
+
+
+def _sparklines_panel(market: dict[str, Any]) -> str:
+    body, y = (
+        [
+            _text(
+                8,
+                17,
+                str(market.get("name") or market.get("market")),
+                "group",
+                extra=' font-weight="600"',
+            )
+        ],
+        26.0,
+    )
+    for instrument in market["instruments"]:
+        name = instrument.get("short_name") or instrument.get("name") or instrument.get("id")
+        body.append(_text(8, y + 13, str(name), "label"))
+        series = [
+            c for c in (instrument.get("context") or {}).get("closes_60") or [] if c is not None
+        ]
+        if series:
+            body.append(_sparkline(series, 110, 290, y + 2))
+            close = instrument.get("close")
+            label = "n/a" if close is None else f"{close:,.2f}"
+            body.append(_text(_PANEL_RIGHT, y + 13, label, "value", "end"))
         else:
-            body += _bar(x, value, y + 18, _corr(value), (_BLUE, _BLUE))
-        y += 36
-    title = "Rolling correlation of each divergence pair's daily returns"
-    return _svg(title, y + 6, _axis(ticks, y, "") + body)
+            body.append(_text(110, y + 13, "n/a", "na"))
+        y += 22
+    title = f"{market.get('name') or market.get('market')}: last 60 closes of each instrument"
+    return _svg(title, y + 2, body)
+
+
+def svg_sparklines(report: dict[str, Any]) -> str:
+    """Each instrument's last closes (JSON ``context.closes_60``) as a sparkline beside its
+    latest close, one panel per market. Empty when no instrument has that series (a report
+    written before the key existed)."""
+    markets = [m for m in report.get("markets") or [] if m.get("instruments")]
+    if not any(
+        (i.get("context") or {}).get("closes_60") for m in markets for i in m["instruments"]
+    ):
+        return ""
+    return "".join(_sparklines_panel(market) for market in markets)
 
 
 _CHARTS: dict[str, tuple[Callable[[dict[str, Any]], str], str]] = {
@@ -240,13 +419,21 @@ _CHARTS: dict[str, tuple[Callable[[dict[str, Any]], str], str]] = {
         svg_returns_by_market,
         "Daily return of each instrument in its latest session, grouped by market.",
     ),
+    "sparklines": (
+        svg_sparklines,
+        "Last 60 closes of each instrument, each on its own scale; the dot is the latest close.",
+    ),
     "divergence_bands": (
         svg_divergence_bands,
-        "Today's spread (marker) on the pair's historical band (shaded); red: outside the band.",
+        (
+            "The configured pairs, then the other pairs of largest |z|: spread (line) inside the "
+            "band mean ± 2 sd of the previous observations (shaded), today's spread dotted, red "
+            "outside the band."
+        ),
     ),
     "rolling_correlations": (
         svg_rolling_correlations,
-        "Rolling correlation of each pair's daily returns.",
+        "Rolling correlation of each charted pair's daily returns over its last observations.",
     ),
 }
 
@@ -260,7 +447,8 @@ _CSS = """
 html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
 body{margin:0;background:var(--bg);color:var(--fg);
 font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",sans-serif}
-header,main,footer{max-width:48rem;margin:0 auto;padding:0 1rem}
+header,main,footer{max-width:72rem;margin:0 auto;padding:0 1rem}
+main p,main ul,nav ol,.status-note{max-width:48rem}
 header{padding-top:1rem;border-bottom:1px solid var(--line)}
 h1{font-size:1.4rem;line-height:1.25;margin:.5rem 0}
 h2{font-size:1.15rem;margin:2rem 0 .5rem;padding-top:.5rem;border-top:1px solid var(--line)}
@@ -271,11 +459,19 @@ border-radius:1rem;background:var(--soft)}
 .markets .status-stale,.markets .status-unavailable,.markets .status-left_out{border-color:var(--neg);color:var(--neg)}
 .markets .status-open{border-color:var(--pos)}
 nav ol{padding-left:1.5rem;margin:.5rem 0 1rem;font-size:.95rem}
+.pager{display:flex;flex-wrap:wrap;gap:.4rem 1.25rem;font-size:.85rem}
 a{color:var(--accent)}
 .status-note{margin:.25rem 0 .75rem;padding:.4rem .7rem;border-left:4px solid #d4a72c;
 background:var(--note-bg);color:var(--note-fg);font-size:.9rem;border-radius:.25rem}
 .table-wrap{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.75rem 0;
-border:1px solid var(--line);border-radius:.4rem}
+border:1px solid var(--line);border-radius:.4rem;background-color:var(--bg);
+background-image:linear-gradient(to right,var(--bg) 40%,transparent),
+linear-gradient(to left,var(--bg) 40%,transparent),
+radial-gradient(farthest-side at 0 50%,rgba(110,118,129,.55),transparent),
+radial-gradient(farthest-side at 100% 50%,rgba(110,118,129,.55),transparent);
+background-position:left center,right center,left center,right center;
+background-size:2.5rem 100%,2.5rem 100%,1rem 100%,1rem 100%;background-repeat:no-repeat;
+background-attachment:local,local,scroll,scroll}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{padding:.4rem .6rem;text-align:left;vertical-align:top;border-bottom:1px solid var(--line)}
 th{background:var(--soft);white-space:nowrap}
@@ -286,12 +482,27 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.neg{color:var(--neg)}
 td.pos{color:var(--pos)}
 figure{margin:1rem 0}
-figure svg{display:block;max-width:36rem;height:auto}
+.panels{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,22rem),1fr));
+gap:.5rem 1.5rem;align-items:start}
+figure svg{display:block;width:100%;height:auto}
 figcaption,.no-data{color:var(--muted);font-size:.85rem}
 .no-data{font-style:italic}
 svg .neg{fill:var(--neg)}
 svg .pos{fill:var(--pos)}
 svg .accent{fill:var(--accent)}
+svg .stroke-accent{stroke:var(--accent)}
+@media (max-width:40rem){header,main,footer{padding:0 .75rem}
+table{font-size:.8rem}th,td{padding:.3rem .4rem}
+td:first-child{white-space:normal;min-width:6.5rem}td.text:not(:first-child){min-width:10rem}}
+@media print{@page{size:A4;margin:12mm}
+body{font-size:9pt;line-height:1.35}
+header,main,footer{max-width:none;padding:0}
+nav{display:none}
+h1{font-size:14pt}h2{font-size:11pt;margin:.8rem 0 .3rem;padding-top:.3rem;break-after:avoid}
+.table-wrap{overflow:visible;border:0;background:none;margin:.4rem 0}
+table{font-size:8pt}th,td{padding:.12rem .35rem}td.text{min-width:0}
+tr,figure svg,.status-note{break-inside:avoid}
+figure{margin:.5rem 0}.panels{grid-template-columns:1fr 1fr;gap:.25rem 1rem}}
 footer{margin-top:2rem;padding-bottom:2rem;color:var(--muted);font-size:.85rem}
 """
 
@@ -328,7 +539,10 @@ def _chart(block: dict[str, Any], report: dict[str, Any]) -> str:
     svg = draw(report)
     if not svg:
         return f'<p class="no-data">No data for this chart ({_e(name)}).</p>'
-    return f"<figure>{svg}<figcaption>{_e(caption)}</figcaption></figure>"
+    return (
+        f'<figure class="chart"><div class="panels">{svg}</div>'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
 
 
 def _block(block: dict[str, Any], report: dict[str, Any]) -> str:
@@ -360,12 +574,37 @@ def _section(section: dict[str, Any], index: int, report: dict[str, Any]) -> str
     return "\n".join(parts)
 
 
+def _title(report: dict[str, Any]) -> str:
+    """The JSON's title (older files: the plain one), the same in <title> and <h1>."""
+    return report.get("title") or report_title(str(report.get("report_date")), "live")
+
+
+def _heading(report: dict[str, Any]) -> str:
+    """The title with its report date marked up as a <time>."""
+    day = str(report.get("report_date"))
+    before, found, after = _title(report).partition(day)
+    if not found:
+        return f"<h1>{_e(before)}</h1>"
+    return f'<h1>{_e(before)}<time datetime="{_e(day)}">{_e(day)}</time>{_e(after)}</h1>'
+
+
+def _pager(report: dict[str, Any]) -> str:
+    """Links to the previous and next report dates and the index, by relative URL: the same
+    bytes whichever other reports exist (a date the gate blocked has no page to open)."""
+    try:
+        previous, following = neighbour_dates(str(report.get("report_date")))
+    except ValueError:
+        return ""
+    return (
+        '<nav class="pager" aria-label="Other reports">'
+        f'<a href="{report_file(previous, "html")}" rel="prev">← {previous}</a>'
+        f'<a href="{INDEX_HTML}">All reports</a>'
+        f'<a href="{report_file(following, "html")}" rel="next">{following} →</a></nav>'
+    )
+
+
 def _header(report: dict[str, Any]) -> str:
-    day = _e(report.get("report_date"))
-    lines = [
-        "<header>",
-        f'<h1>Market Intelligence Report — <time datetime="{day}">{day}</time></h1>',
-    ]
+    lines = ["<header>", _pager(report), _heading(report)]
     if report.get("as_of_date"):
         lines.append(
             f'<p class="date">Each market shows its latest session on or before '
@@ -399,7 +638,7 @@ def render_html(report: dict[str, Any]) -> str:
             '<meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             '<meta name="color-scheme" content="light dark">',
-            f"<title>Market Intelligence Report — {day}</title>",
+            f"<title>{_e(_title(report))}</title>",
             f"<style>{_CSS}</style>",
             "</head>",
             "<body>",

@@ -5,6 +5,7 @@ from ``report_rules.yml``: a claim can always be traced to the numbers behind it
 (renderers escape it), so names that come from a feed cannot inject markup.
 """
 
+from datetime import date
 from typing import Any
 
 from market_intel.universe import markets
@@ -15,6 +16,8 @@ Section = dict[str, Any]
 ARROWS = {"ON": "↑", "OFF": "↓", "MIXED": "↔", None: "?"}
 PROVISIONAL = "provisional"
 SIGNAL_WORDS = {"ON": "risk-on", "OFF": "risk-off", "MIXED": "mixed", None: "no data"}
+FLOW_ARROWS = {"inflow": "↑", "outflow": "↓", "flat": "↔"}
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 def pct(value: float | None) -> str:
@@ -23,6 +26,21 @@ def pct(value: float | None) -> str:
 
 def bps(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.0f} bps"
+
+
+def signed_money(value: float | None) -> str:
+    """A change of money with its sign, as the verdict and the flow map state it: +$642.93 m."""
+    if value is None:
+        return "n/a"
+    return ("+" if value > 0 else "") + money(value)
+
+
+def change_pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}%"
+
+
+def weekday(day: str) -> str:
+    return WEEKDAYS[date.fromisoformat(day).weekday()]
 
 
 def price(value: float | None) -> str:
@@ -147,10 +165,78 @@ def describe_divergence(row: dict) -> str:
     return f"{row['left_name']} vs {row['right_name']} {bps(row['spread_bps'])}{extra}"
 
 
-def is_extreme(row: dict, rules: dict) -> bool:
-    return (row["zscore"] is not None and abs(row["zscore"]) >= rules["extreme_zscore"]) or (
-        row["percentile"] is not None and row["percentile"] >= rules["extreme_percentile"]
+def extreme_rule(rules: dict) -> str:
+    """The rule of the label ``extreme`` (market_intel/report_labels.py), as the report states it."""
+    return (
+        f"|z| at least {rules['extreme_zscore']:g} or percentile at least "
+        f"{rules['extreme_percentile']:g}"
     )
+
+
+def usual_rule(rules: dict) -> str:
+    return (
+        f"|z| below {rules['extreme_zscore']:g} and percentile below "
+        f"{rules['extreme_percentile']:g}"
+    )
+
+
+def extreme_verdict(row: dict, rules: dict) -> str:
+    """What the divergence's ``extreme`` label means for the reader, and for the action plan."""
+    if not row["extreme"]:
+        return f"within its usual range ({usual_rule(rules)})"
+    if row["configured"]:
+        return f"extreme ({extreme_rule(rules)}), a configured pair: see the action plan"
+    return (
+        f"extreme ({extreme_rule(rules)}), not a configured pair: the action plan acts on "
+        "configured pairs only"
+    )
+
+
+def next_lead_sentence(lead: dict) -> str:
+    """'Friday's US close (2026-03-20; risk-off, mean -1.49%) → next Hong Kong and A-shares open
+    (Monday 2026-03-23)': both dates from the JSON's next_session_lead."""
+    opens: dict[str | None, list[str]] = {}
+    for follower in lead["followers"]:
+        opens.setdefault(follower["next_session_date"], []).append(follower["name"])
+    provisional = {
+        f["next_session_date"] for f in lead["followers"] if f["next_session_provisional"]
+    }
+    targets = []
+    for day, names in opens.items():
+        if day is None:
+            targets.append(f"next {' and '.join(names)} session (not in its calendar yet)")
+        else:
+            mark = ", provisional calendar" if day in provisional else ""
+            targets.append(f"next {' and '.join(names)} open ({weekday(day)} {day}{mark})")
+    session = lead["lead_session_date"]
+    return (
+        f"Next session's lead: {weekday(session)}'s {lead['lead_name']} close ({session}; "
+        f"{SIGNAL_WORDS[lead['lead_signal']]}, mean {pct(lead['lead_mean_return_pct'])}) → "
+        + "; ".join(targets)
+        + "."
+    )
+
+
+def comovement_sentence(report: dict, rules: dict) -> str | None:
+    """Crypto against US equities, from the JSON's crypto_vs_equities label: both dates always,
+    a co-movement claim only where the label makes one."""
+    label = report.get("crypto_vs_equities")
+    if not label:
+        return None
+    crypto, equities = instrument(report, label["crypto"]), instrument(report, label["equities"])
+    correlation = "n/a" if label["correlation_60d"] is None else f"{label['correlation_60d']:+.2f}"
+    both = (
+        f"{crypto['name']} ({label['crypto_session_date']}, UTC day) "
+        f"{pct(label['crypto_return_pct'])} vs {equities['name']} "
+        f"({label['equities_session_date']}) {pct(label['equities_return_pct'])}; "
+        f"60-observation correlation {correlation}"
+    )
+    if label["relation"]:
+        return (
+            f"Crypto {label['relation']} US equities: {both} (at least "
+            f"{rules['comovement_min_correlation']:g}, same session date)."
+        )
+    return f"{both}: no co-movement claim ({'; '.join(label['no_claim_because'])})."
 
 
 def key_insight(report: dict, rules: dict) -> Section:
@@ -180,25 +266,92 @@ def key_insight(report: dict, rules: dict) -> Section:
         )
     else:
         lines.append(f"No instrument moved {rules['notable_move_pct']:g}% or more.")
+    if report.get("next_session_lead"):
+        lines.insert(1, next_lead_sentence(report["next_session_lead"]))
     ranked = [d for d in report["divergences"] if d["zscore"] is not None]
     if ranked:
-        extreme = min(ranked, key=lambda d: d["zscore_rank"] or 10**6)
-        verdict = "extreme" if is_extreme(extreme, rules) else "within its usual range"
-        lines.append(f"Most unusual divergence: {describe_divergence(extreme)}, {verdict}.")
-    btc, spx = (instrument(report, i) for i in rules["crypto_vs_equities"])
-    if btc and spx and btc["return_pct"] is not None and spx["return_pct"] is not None:
-        together = (btc["return_pct"] >= 0) == (spx["return_pct"] >= 0)
+        top = min(ranked, key=lambda d: d["zscore_rank"] or 10**6)
         lines.append(
-            f"Crypto moved {'with' if together else 'against'} US equities: {move(btc)} "
-            f"against {move(spx)}."
+            f"Most unusual divergence: {describe_divergence(top)}: {extreme_verdict(top, rules)}."
         )
+    comovement = comovement_sentence(report, rules)
+    if comovement:
+        lines.append(comovement)
     stale = [m["name"] for m in report["markets"] if m["status"] in ("stale", "left_out")]
     if stale:
         lines.append("Read with care: " + ", ".join(stale) + " data is stale or left out.")
     return section(
         "key_insight",
         "Key Insight",
-        [bullets(lines), chart("returns_by_market", "Returns by market, each on its session")],
+        [
+            bullets(lines),
+            chart("returns_by_market", "Returns by market, each on its session"),
+            chart("sparklines", "Last 60 closes of each instrument"),
+        ],
+    )
+
+
+LEVEL_COLUMNS = [
+    "Instrument",
+    "Close",
+    "1D",
+    "1W",
+    "1M",
+    "YTD",
+    "vs 52w high",
+    "vs 52w low",
+    "20d vol (1y pctl)",
+]
+LEVEL_CHANGES = ("return_1w_pct", "return_1m_pct", "return_ytd_pct")
+LEVEL_RANGE = ("from_52w_high_pct", "from_52w_low_pct")
+
+
+def volatility(value: float | None, percentile: float | None) -> str:
+    """'18.7% (76)': the 20-session realised vol and, in brackets, its 1-year percentile."""
+    if value is None:
+        return "n/a"
+    return f"{value:.1f}%" + ("" if percentile is None else f" ({percentile:.0f})")
+
+
+def level_row(row: dict, common_session: str | None) -> list[str]:
+    """One instrument's levels; its session date beside its name when it is not the table's."""
+    context = row.get("context") or {}
+    name = row["name"]
+    marks = []
+    if row["session_date"] != common_session:
+        marks.append(dated(row["session_date"], row.get("calendar")))
+    if row["status"] == "stale":
+        marks.append("stale")
+    if marks:
+        name += f" ({', '.join(marks)})"
+    return [
+        name,
+        price(row["close"]),
+        pct(row["return_pct"]),
+        *(pct(context.get(key)) for key in LEVEL_CHANGES + LEVEL_RANGE),
+        volatility(context.get("vol_20d_pct"), context.get("vol_percentile_1y")),
+    ]
+
+
+def levels(report: dict) -> Section:
+    """The morning-note table: every instrument's level, moves and range in one table across
+    markets, as marts.fct_instrument_context computed them (docs/report.md, Levels)."""
+    rows = [row for entry in report["markets"] for row in entry["instruments"]]
+    sessions = [row["session_date"] for row in rows if row["session_date"]]
+    if not sessions:
+        return section("levels", "Levels", [paragraph("No instrument has a session to show.")])
+    common = max(set(sessions), key=lambda day: (sessions.count(day), day))
+    note = (
+        f"Closes of the session of {common} unless dated beside the name. 1W, 1M and YTD: "
+        "change from the last close a week, a calendar month and a year-end before it. "
+        "vs 52w high/low: distance from the highest and lowest close of the past 52 weeks. "
+        "20d vol: realised volatility of the last 20 sessions, annualised, with its percentile "
+        "among the past year's in brackets. n/a: too little history."
+    )
+    return section(
+        "levels",
+        "Levels",
+        [paragraph(note), table(LEVEL_COLUMNS, [level_row(row, common) for row in rows])],
     )
 
 
@@ -235,8 +388,23 @@ def transmission(report: dict) -> Section:
                 f"index fell {threshold}% or more; OFF when it is at most -{threshold}% and no "
                 "index rose as much; MIXED otherwise."
             ),
+            *next_lead_blocks(report),
         ],
     )
+
+
+def next_lead_blocks(report: dict) -> list[Block]:
+    """The lead's latest close, when it closed after the followers' latest sessions."""
+    lead = report.get("next_session_lead")
+    if not lead:
+        return []
+    return [
+        paragraph(
+            next_lead_sentence(lead)
+            + " The lead's latest session closed after these markets' latest sessions, so the "
+            "chain above cannot show it yet."
+        )
+    ]
 
 
 def crypto_defi(report: dict, rules: dict) -> Section:
@@ -281,21 +449,31 @@ def crypto_defi(report: dict, rules: dict) -> Section:
         blocks.append(paragraph("DeFi TVL: unavailable for this date."))
     coins = report["stablecoins"]
     if coins:
-        blocks.append(paragraph(f"Stablecoin supply on {coins['date']}:"))
         blocks.append(
-            table(
-                ["Coin", "Circulating", "1-day change", "Change %"],
-                [
-                    [
-                        c["symbol"],
-                        money(c["circulating_usd"]),
-                        money(c["change_usd"]),
-                        "n/a" if c["change_pct"] is None else f"{c['change_pct']:+.3f}%",
-                    ]
-                    for c in coins["coins"]
-                ],
+            paragraph(
+                f"Stablecoin supply on {coins['date']}; the supply change the verdict reads is "
+                f"{coins['supply_measure_name']}:"
             )
         )
+        rows = [
+            [
+                c["symbol"],
+                money(c["circulating_usd"]),
+                signed_money(c["change_usd"]),
+                change_pct(c["change_pct"]),
+            ]
+            for c in coins["coins"]
+        ]
+        if coins["supply_measure"] == "NET":
+            rows.append(
+                [
+                    "NET (tracked coins)",
+                    "n/a",
+                    signed_money(coins["net_change_usd"]),
+                    change_pct(coins["net_change_pct"]),
+                ]
+            )
+        blocks.append(table(["Coin", "Circulating", "1-day change", "Change %"], rows))
     elif "defi" not in report["left_out"]:
         blocks.append(paragraph("Stablecoin supply: unavailable for this date."))
     blocks.append(paragraph("Verdict: " + crypto_verdict(report, rules)))
@@ -308,25 +486,29 @@ def crypto_defi(report: dict, rules: dict) -> Section:
 
 
 def crypto_verdict(report: dict, rules: dict) -> str:
-    """Crypto direction against stablecoin net flow: the two numbers decide the sentence."""
+    """Crypto direction against the stablecoin flow label (report_labels.supply_change): the
+    verdict states the table's supply-change figure, with its sign and its name."""
     entry = market(report, "crypto")
     moves = [
         r["return_pct"] for r in (entry or {}).get("instruments", []) if r["return_pct"] is not None
     ]
     coins = report["stablecoins"]
-    if not moves or not coins or coins["net_change_pct"] is None:
+    if not moves or not coins or coins["flow"] is None:
         return "not enough data for a verdict."
     direction = "rose" if min(moves) > 0 else "fell" if max(moves) < 0 else "split"
-    flow = coins["net_change_pct"]
     threshold = rules["stablecoin_flow_pct"]
-    if flow >= threshold:
-        flow_text = f"tracked stablecoin supply grew {money(coins['net_change_usd'])}"
+    change = (
+        f"{signed_money(coins['supply_change_usd'])} ({change_pct(coins['supply_change_pct'])})"
+    )
+    name = coins["supply_measure_name"]
+    if coins["flow"] == "inflow":
+        flow_text = f"{name} grew {change}, an inflow (at or above +{threshold:g}%)"
         meaning = "new dry powder" if direction == "fell" else "fresh money alongside prices"
-    elif flow <= -threshold:
-        flow_text = f"tracked stablecoin supply shrank {money(abs(coins['net_change_usd']))}"
+    elif coins["flow"] == "outflow":
+        flow_text = f"{name} shrank {change}, an outflow (at or below -{threshold:g}%)"
         meaning = "prices up without new money" if direction == "rose" else "money leaving crypto"
     else:
-        flow_text = f"tracked stablecoin supply was flat ({money(coins['net_change_usd'])})"
+        flow_text = f"{name} was flat at {change} (within {threshold:g}% either way)"
         meaning = "no new money either way"
     return f"crypto {direction} while {flow_text}: {meaning}."
 
@@ -340,18 +522,29 @@ def us_extras(report: dict, rules: dict) -> list[Block]:
     best = max(rows, key=lambda r: r["return_pct"])
     worst = min(rows, key=lambda r: r["return_pct"])
     extra = [paragraph(f"Strongest: {move(best)}. Weakest: {move(worst)}.")]
-    first, second = (instrument(report, i) for i in rules["us_style_pair"])
-    if first and second and first["return_pct"] is not None and second["return_pct"] is not None:
-        leader = first if first["return_pct"] > second["return_pct"] else second
-        extra.append(
-            paragraph(f"{leader['short_name']} led: {move(first)} against {move(second)}.")
-        )
+    pair = report.get("style_pair")
+    if pair:
+        first, second = instrument(report, pair["first"]), instrument(report, pair["second"])
+        if pair["leader"]:
+            who = f"{instrument(report, pair['leader'])['short_name']} led"
+        else:
+            who = "Neither led"
+        extra.append(paragraph(f"{who}: {move(first)} against {move(second)}."))
     return extra
 
 
 def hk_extras(report: dict, rules: dict) -> list[Block]:
     pair = divergence(report, *rules["hk_comparison_pair"])
-    return [paragraph(f"Same-date comparison: {describe_divergence(pair)}.")] if pair else []
+    if not pair:
+        return []
+    if pair["left_session_date"] == pair["right_session_date"]:
+        kind = f"Same-date comparison ({pair['left_session_date']})"
+    else:
+        kind = (
+            f"Comparison across sessions ({pair['left_session_date']} / "
+            f"{pair['right_session_date']})"
+        )
+    return [paragraph(f"{kind}: {describe_divergence(pair)}.")]
 
 
 def cn_extras(report: dict, rules: dict) -> list[Block]:
@@ -431,15 +624,22 @@ def divergences_section(report: dict, rules: dict) -> Section:
         blocks.append(
             paragraph(f"Widest of the other cross-market pairs today: {describe_divergence(top)}.")
         )
-    extreme = [describe_divergence(d) for d in configured if is_extreme(d, rules)]
+    extreme = [describe_divergence(d) for d in configured if d["extreme"]]
     blocks.append(
         paragraph(
-            "Extreme among the configured pairs today (|z| at least "
-            f"{rules['extreme_zscore']:g} or percentile at least {rules['extreme_percentile']:g}): "
+            f"Extreme among the configured pairs today ({extreme_rule(rules)}): "
             + ("; ".join(extreme) if extreme else "none")
             + "."
         )
     )
+    others = sorted((d for d in cross if d["extreme"]), key=lambda d: d["zscore_rank"] or 10**6)
+    if others:
+        blocks.append(
+            paragraph(
+                "Extreme among the other cross-market pairs (not configured: no action-plan "
+                "signal): " + "; ".join(describe_divergence(d) for d in others) + "."
+            )
+        )
     blocks += [
         chart("divergence_bands", "Spreads against their historical band (mean ± 2 sd)"),
         chart("rolling_correlations", "Rolling correlation of each pair"),
@@ -467,9 +667,14 @@ def flow_map(report: dict) -> Section:
             f"DeFi TVL ↑ in {', '.join(up) or 'no category'}; ↓ in {', '.join(down) or 'none'}"
         )
     coins = report["stablecoins"]
-    if coins and coins["net_change_usd"] is not None:
-        arrow = "↑" if coins["net_change_usd"] > 0 else "↓"
-        items.append(f"Stablecoins {arrow} net {money(coins['net_change_usd'])}")
+    if coins and coins["flow"] is not None:
+        items.append(
+            f"Stablecoins {FLOW_ARROWS[coins['flow']]} {coins['flow']}: "
+            f"{coins['supply_measure']} {signed_money(coins['supply_change_usd'])} "
+            f"({change_pct(coins['supply_change_pct'])})"
+        )
+    if report.get("next_session_lead"):
+        items.append(next_lead_sentence(report["next_session_lead"]).rstrip("."))
     return section("capital_flow", "Capital Flow Map", [bullets(items or ["No flows."])])
 
 
@@ -501,7 +706,7 @@ def risk_matrix(report: dict, rules: dict) -> Section:
             [
                 str(rank),
                 f"{d['left_name']} vs {d['right_name']} divergence persists",
-                f"{bps(d['spread_bps'])}, z {zscore}",
+                f"{bps(d['spread_bps'])}, z {zscore}" + (", extreme" if d["extreme"] else ""),
                 evidence,
                 band,
             ]
@@ -524,7 +729,7 @@ def risk_matrix(report: dict, rules: dict) -> Section:
 def action_plan(report: dict, rules: dict) -> Section:
     items = []
     for d in report["divergences"]:
-        if not d["configured"] or not is_extreme(d, rules):
+        if not d["configured"] or not d["extreme"]:
             continue
         history = (
             f"history: narrowed in {d['similar_narrowed']} of {d['similar_observations']} cases"
@@ -543,9 +748,19 @@ def action_plan(report: dict, rules: dict) -> Section:
             "The chain did not fully transmit: treat the following markets' moves as local."
         )
     if not items:
+        others = [
+            f"{d['left_name']} vs {d['right_name']}"
+            for d in report["divergences"]
+            if d["extreme"] and not d["configured"]
+        ]
         items.append(
-            f"No configured divergence is extreme (|z| below {rules['extreme_zscore']:g}) and "
-            "every market is current: the rules signal no action."
+            f"No configured divergence is extreme ({usual_rule(rules)}) and every market is "
+            "current: the rules signal no action"
+            + (
+                f" (extreme but not configured, so not signalled: {'; '.join(others)})."
+                if others
+                else "."
+            )
         )
     return section("action_plan", "Action Plan", [bullets(items)])
 
@@ -611,6 +826,7 @@ def sections(report: dict, rules: dict) -> list[Section]:
     return numbered(
         [
             key_insight(report, rules),
+            levels(report),
             transmission(report),
             crypto_defi(report, rules),
             *market_sections(report, rules),

@@ -6,7 +6,10 @@ sentences follow the rules of docs/report.md with thresholds from ``report_rules
 other format is rendered from that JSON alone, so each figure a reader sees is in the JSON.
 """
 
-from dataclasses import dataclass
+import importlib.metadata
+import tomllib
+from bisect import bisect_left
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
@@ -18,8 +21,10 @@ import yaml
 
 from market_intel.checks.gate import DateVerdict
 from market_intel.checks.suites import Check
+from market_intel.delivery_content import headline
+from market_intel.report_labels import decide_labels, next_session_lead
 from market_intel.report_sections import sections
-from market_intel.settings import DBT_PROJECT_DIR
+from market_intel.settings import DBT_PROJECT_DIR, PROJECT_ROOT
 from market_intel.universe import instruments, markets
 
 RULES_PATH = Path(__file__).with_name("report_rules.yml")
@@ -69,14 +74,20 @@ class ReportFacts:
     """The marts a window of reports reads, loaded once and grouped by date."""
 
     snapshot: DatedRows
+    context: DatedRows  # marts.fct_instrument_context: 1W..YTD, 52 weeks, vol
     divergences: DatedRows
     chain: DatedRows
     breadth: DatedRows
     defi_categories: DatedRows
     defi_protocols: DatedRows
     stablecoins: DatedRows
+    next_lead: DatedRows  # marts.fct_next_session_lead: what the lead's latest close leads
     # (report date, feed) -> the feed's day that report shows (marts.fct_report_feed_days)
     feed_days: dict[tuple[date, str], date]
+
+    # (left id, right id) -> the pair's observations as the JSON's ``history`` entries, oldest
+    # first (marts.fct_divergence_history), each formatted once for every report showing it
+    divergence_history: dict[tuple[str, str], list[Row]] = field(default_factory=dict)
 
     def feed_day(self, report_date: date, feed: str) -> date | None:
         return self.feed_days.get((report_date, feed))
@@ -109,6 +120,12 @@ def load_facts(conn: duckdb.DuckDBPyConnection, start: date, end: date) -> Repor
         snapshot=_dated(
             conn,
             "SELECT * FROM marts.fct_report_snapshot WHERE report_date >= ? AND report_date < ?",
+            window,
+            "report_date",
+        ),
+        context=_dated(
+            conn,
+            "SELECT * FROM marts.fct_instrument_context WHERE report_date >= ? AND report_date < ?",
             window,
             "report_date",
         ),
@@ -161,8 +178,57 @@ def load_facts(conn: duckdb.DuckDBPyConnection, start: date, end: date) -> Repor
             window,
             "supply_date",
         ),
+        next_lead=_dated(
+            conn,
+            "SELECT * FROM marts.fct_next_session_lead WHERE report_date >= ? AND report_date < ?",
+            window,
+            "report_date",
+        ),
         feed_days=feed_days,
+        divergence_history=divergence_history(conn, start, end),
     )
+
+
+def divergence_history(
+    conn: duckdb.DuckDBPyConnection, start: date, end: date
+) -> dict[tuple[str, str], list[Row]]:
+    """Each pair's observations the charts of the reports ``start <= R < end`` draw: the last
+    ``chart_history_observations`` on or before R-1 for every R, so a report's history is the
+    same whichever window builds it. One query; the statistics are dbt's."""
+    frame = conn.execute(
+        """
+        WITH history AS (
+            SELECT *, row_number() OVER (PARTITION BY left_id, right_id ORDER BY observed_on)
+                AS number
+            FROM marts.fct_divergence_history
+            WHERE observed_on < ?
+        ),
+        first_needed AS (
+            SELECT left_id, right_id,
+                coalesce(max(number) FILTER (WHERE observed_on < ?), 0) - ? AS after_number
+            FROM history
+            GROUP BY ALL
+        )
+        SELECT history.* EXCLUDE (number)
+        FROM history JOIN first_needed USING (left_id, right_id)
+        WHERE number > after_number
+        ORDER BY left_id, right_id, observed_on
+        """,
+        [end, start, rules()["chart_history_observations"]],
+    ).df()
+    frame["observed_on"] = pd.to_datetime(frame["observed_on"]).dt.date
+    history: dict[tuple[str, str], list[Row]] = {}
+    for row in frame.to_dict("records"):
+        history.setdefault((row["left_id"], row["right_id"]), []).append(
+            {
+                "observed_on": _day(row["observed_on"]),
+                "spread_bps": _number(row["spread_bps"], 1),
+                "band_low_bps": _number(row["band_low_bps"], 1),
+                "band_high_bps": _number(row["band_high_bps"], 1),
+                "correlation_60d": _number(row["correlation_60d"]),
+            }
+        )
+    return history
 
 
 def _missing(value: Any) -> bool:
@@ -200,8 +266,31 @@ def _calendar(value: Any) -> str:
 # The facts of one report date, as the JSON contract names them.
 
 
-def market_facts(rows: list[Row], left_out: dict[str, list[str]]) -> list[dict[str, Any]]:
+def context_facts(row: Row | None) -> dict[str, Any] | None:
+    """An instrument's context as marts.fct_instrument_context holds it, rounded for the JSON."""
+    if row is None:
+        return None
+    closes = row["closes_60"]
+    closes = [] if closes is None or closes is pd.NA else closes  # a list column: not _missing
+    return {
+        "return_1w_pct": _number(row["return_1w_pct"]),
+        "return_1m_pct": _number(row["return_1m_pct"]),
+        "return_ytd_pct": _number(row["return_ytd_pct"]),
+        "high_52w": _number(row["high_52w"]),
+        "low_52w": _number(row["low_52w"]),
+        "from_52w_high_pct": _number(row["from_52w_high_pct"]),
+        "from_52w_low_pct": _number(row["from_52w_low_pct"]),
+        "vol_20d_pct": _number(row["vol_20d_pct"]),
+        "vol_percentile_1y": _number(row["vol_percentile_1y"], 1),
+        "closes_60": [_number(close) for close in closes],
+    }
+
+
+def market_facts(
+    rows: list[Row], left_out: dict[str, list[str]], context: list[Row] | None = None
+) -> list[dict[str, Any]]:
     by_id = {row["instrument_id"]: row for row in rows}
+    context_by_id = {row["instrument_id"]: row for row in context or []}
     result = []
     for code, market in markets().items():
         ids = [i.instrument_id for i in instruments(code) if i.instrument_id in by_id]
@@ -230,6 +319,7 @@ def market_facts(rows: list[Row], left_out: dict[str, list[str]]) -> list[dict[s
                     "is_fallback": None
                     if _missing(row["is_fallback"])
                     else bool(row["is_fallback"]),
+                    "context": context_facts(context_by_id.get(row["instrument_id"])),
                 }
                 for row in (by_id[instrument_id] for instrument_id in ids)
             ],
@@ -276,6 +366,28 @@ def divergence_facts(rows: list[Row], excluded: set[str]) -> list[dict[str, Any]
         }
         for row in shown
     ]
+
+
+def charted_divergences(
+    divergences: list[dict[str, Any]], history: dict[tuple[str, str], list[Row]], report_date: date
+) -> list[dict[str, Any]]:
+    """Marks the pairs the charts draw (the configured ones, then the
+    ``chart_top_zscore_pairs`` other pairs of largest |z|) and gives each its last
+    ``chart_history_observations`` observations on or before R-1; other pairs get no history."""
+    others = sorted(
+        (d for d in divergences if not d["configured"] and d["zscore"] is not None),
+        key=lambda d: _order(d["zscore_rank"]),
+    )
+    top = {(d["left"], d["right"]) for d in others[: rules()["chart_top_zscore_pairs"]]}
+    count = rules()["chart_history_observations"]
+    for entry in divergences:
+        entry["charted"] = entry["configured"] or (entry["left"], entry["right"]) in top
+        entry["history"] = None
+        if entry["charted"]:
+            rows = history.get((entry["left"], entry["right"]), [])
+            end = bisect_left(rows, report_date.isoformat(), key=lambda row: row["observed_on"])
+            entry["history"] = rows[max(end - count, 0) : end]
+    return divergences
 
 
 def chain_facts(rows: list[Row], excluded: set[str]) -> dict[str, Any] | None:
@@ -402,26 +514,58 @@ def check_facts(checks: list[Check], verdict: DateVerdict) -> list[dict[str, Any
     return facts
 
 
+TITLE = "Market Intelligence Report — {report_date}"
+DEMO_MARK = " (demo data)"
+
+
+def report_title(report_date: str, source_mode: str) -> str:
+    """The title of every format; the demo's sample data says so in it."""
+    title = TITLE.format(report_date=report_date)
+    return title + DEMO_MARK if source_mode == "demo" else title
+
+
+@cache
+def code_version() -> str:
+    """The version of the installed ``market-intel`` (pyproject's, run from an uninstalled
+    tree): the same code gives the same bytes, unlike a commit hash, which every commit
+    changes, report change or not."""
+    try:
+        return importlib.metadata.version("market-intel")
+    except importlib.metadata.PackageNotFoundError:
+        pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+        return pyproject["project"]["version"]
+
+
 def build_report(
     report_date: date,
     facts: ReportFacts,
     verdict: DateVerdict,
     checks: list[Check],
+    source_mode: str = "live",
 ) -> dict[str, Any]:
-    """The report's JSON for one date: its figures, then the sections written from them."""
+    """The report's JSON for one date: its figures, then the sections written from them.
+    ``source_mode`` (live, replay or demo: MARKET_INTEL_SOURCE) marks demo data in the title."""
     as_of = report_date - timedelta(days=1)
     left_out = dict(verdict.left_out)
     excluded = set(left_out)
     snapshot = facts.snapshot.on(report_date)
-    report_markets = market_facts(snapshot, left_out)
+    report_markets = market_facts(snapshot, left_out, facts.context.on(report_date))
     cn = next((m for m in report_markets if m["market"] == "cn"), None)
     cn_session = date.fromisoformat(cn["session_date"]) if cn and cn["session_date"] else None
     report: dict[str, Any] = {
         "report_date": report_date.isoformat(),
         "as_of_date": as_of.isoformat(),
+        "title": report_title(report_date.isoformat(), source_mode),
+        "source_mode": source_mode,
+        "code_version": code_version(),
         "markets": report_markets,
-        "divergences": divergence_facts(facts.divergences.on(report_date), excluded),
+        "divergences": charted_divergences(
+            divergence_facts(facts.divergences.on(report_date), excluded),
+            facts.divergence_history,
+            report_date,
+        ),
         "transmission_chain": chain_facts(facts.chain.on(report_date), excluded),
+        "next_session_lead": next_session_lead(facts.next_lead.on(report_date), excluded),
         "breadth": None if "cn" in excluded else breadth_facts(facts.breadth, cn_session),
         "defi": None if "defi" in excluded else defi_facts(facts, report_date),
         "stablecoins": None if "defi" in excluded else stablecoin_facts(facts, report_date),
@@ -431,13 +575,16 @@ def build_report(
         "rules": dict(rules()),
         "disclaimer": DISCLAIMER,
     }
+    report.update(decide_labels(report, rules()))
     report["sections"] = sections(report, rules())
+    report["headline"] = headline(report)
     return report
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The Markdown report, from the JSON's sections alone; feed text is escaped."""
-    lines = [f"# Market Intelligence Report — {report['report_date']}"]
+    title = report.get("title") or report_title(report["report_date"], "live")
+    lines = [f"# {_md(title)}"]
     for section in report["sections"]:
         lines += ["", f"## {_md(section['title'])}"]
         if section.get("status_note"):

@@ -260,6 +260,9 @@ XDIST_GROUPS = {
     "test_operations": "dagster_processes",
     "test_pipeline": "demo_and_reference_runs",
     "test_report": "demo_and_reference_runs",
+    "test_report_index": "demo_and_reference_runs",
+    "test_report_layout": "demo_and_reference_runs",
+    "test_divergence_history": "demo_and_reference_runs",
     "test_connectivity": "demo_and_reference_runs",
     "test_facts_reference": "demo_and_reference_runs",
 }

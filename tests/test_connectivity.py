@@ -310,7 +310,7 @@ def test_a_live_run_with_no_route_fails_at_the_probe_and_changes_nothing(
     pipeline = demo_copy
     assert sorted(p.name for p in pipeline.reports.iterdir()) == [
         f"{DEMO_DATE}.{suffix}" for suffix in ("html", "json", "md")
-    ]
+    ] + ["feed.xml", "index.html", "index.json"]
     before = snapshot(pipeline)
     monkeypatch.setenv("MARKET_INTEL_SOURCE", "live")
     result = pipeline.run(NEXT_DATE, raise_on_error=False)

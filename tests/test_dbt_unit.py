@@ -19,6 +19,8 @@ UNIT_TESTS = {
     "transmission_chain_status_per_report_date",
     "divergence_zscore_against_the_previous_observations",
     "report_feed_days_show_the_latest_day_on_or_before_r_minus_1",
+    "instrument_context_windows_are_calendar_based_and_look_back_only",
+    "next_session_lead_when_the_lead_closed_after_the_followers",
 }
 ENABLED = ["--vars", "{unit_tests: true}"]
 

@@ -135,7 +135,7 @@ def test_one_run_over_a_week(week_run: Pipeline) -> None:
     assert result.success
     runs_of_dbt = [e for e in result.all_events if e.event_type_value == "STEP_START"]
     assert len({e.step_key for e in runs_of_dbt}) == len(runs_of_dbt)  # each step ran once
-    published = sorted(p.name for p in pipeline.reports.glob("*.json"))
+    published = sorted(p.name for p in pipeline.reports.glob("????-??-??.json"))
     assert published == [f"2026-03-{day}.json" for day in range(16, 23)]
     monday = json.loads((pipeline.reports / "2026-03-16.json").read_text())
     assert instruments_by_id(monday)["us/GSPC"]["session_date"] == "2026-03-13"
@@ -176,6 +176,15 @@ def test_a_range_run_records_at_most_twenty_events_per_report_date(pipeline: Pip
         events = [e.dagster_event for e in instance.all_logs(result.run_id) if e.dagster_event]
     dated = [event for event in events if event.partition is not None]
     assert {event.event_type_value for event in dated} == {"ASSET_MATERIALIZATION"}
+    # Each report date shows its own Markdown in the UI, a range run too (no extra event).
+    previews = {
+        event.partition: event.materialization.metadata["markdown"].value
+        for event in dated
+        if event.asset_key.to_user_string() == "market_intelligence_report"
+    }
+    assert len(previews) == dates
+    for day, markdown in previews.items():
+        assert markdown.startswith(f"# Market Intelligence Report — {day} (demo data)\n"), day
     per_date = len(dated) / dates
     assert per_date <= MAX_EVENTS_PER_REPORT_DATE, f"{per_date:.1f} events per report date"
     planned = [e for e in events if e.event_type_value == "ASSET_MATERIALIZATION_PLANNED"]

@@ -140,7 +140,7 @@ def test_a_backfill_and_a_daily_run_share_a_postgres_instance(
         assert instance.event_log_storage.get_concurrency_info(DUCKDB_POOL).claimed_slots == []
 
     expected = {FIRST + timedelta(days=n) for n in range((LAST - FIRST).days + 1)} | {DAILY}
-    assert {date.fromisoformat(path.stem) for path in reports.glob("*.json")} == expected
+    assert {date.fromisoformat(path.stem) for path in reports.glob("????-??-??.json")} == expected
     with duckdb.connect(str(database), read_only=True) as conn:
         for report_date in CHECKED_DATES:
             report = json.loads((reports / f"{report_date}.json").read_text())

@@ -37,6 +37,7 @@ DOCS = Path(__file__).parents[1] / "docs"
 REPORT_ASSET = [AssetKey("market_intelligence_report")]
 SECTION_IDS = [
     "key_insight",
+    "levels",
     "transmission_chain",
     "crypto_defi",
     "us",
@@ -133,7 +134,9 @@ def tampered(tmp_path_factory: pytest.TempPathFactory) -> TamperedRun:
 
         full_run = pipeline.run(DEMO_DATE, raise_on_error=False)
         files = (
-            sorted(p.name for p in pipeline.reports.glob("*")) if pipeline.reports.exists() else []
+            sorted(p.name for p in pipeline.reports.glob("????-??-??.*"))
+            if pipeline.reports.exists()
+            else []
         )
         report_only_run = pipeline.run(DEMO_DATE, selection=REPORT_ASSET, raise_on_error=False)
         monkeypatch.setenv("MARKET_INTEL_PARTIAL_REPORTS", "true")
@@ -683,20 +686,25 @@ def test_tables_show_each_row_its_own_figures(demo_report: dict, demo_markdown: 
 # 4. The HTML page.
 
 
-def test_html_is_self_contained_with_three_charts(demo_report: dict, demo_html: str) -> None:
+def test_html_is_self_contained_with_its_charts(demo_report: dict, demo_html: str) -> None:
     page = parse_page(demo_html)
     assert not re.search(
         r"https?:|<script|<link|<img|<iframe|@import|url\(", demo_html, re.IGNORECASE
     )
-    assert not re.search(r"\s(?:src|href)=\"(?!#)", demo_html)  # only in-page anchors
+    # only in-page anchors, and the relative links to the next and previous dates and the index
+    assert not re.search(r"\s(?:src|href)=\"(?!#|\d{4}-\d\d-\d\d\.html\"|index\.html\")", demo_html)
     assert "script" not in page.tags
-    assert len(page.svgs) == 3
+    # Four charts of panels: returns and sparklines one per market, the divergence bands and
+    # correlations one per charted pair (docs/report.md, "Charts").
+    markets = [m for m in demo_report["markets"] if m["instruments"]]
+    charted = [d for d in demo_report["divergences"] if d["charted"]]
+    assert len(page.svgs) == 2 * len(markets) + 2 * len(charted) == 24
     assert all(svg.title.strip() for svg in page.svgs)
-    returns = page.svgs[0]
-    labels = [text for cls, text in returns.texts if cls in ("value", "na")]
-    expected = [i["return_pct"] for m in demo_report["markets"] for i in m["instruments"]]
+    returns = page.svgs[: len(markets)]
+    labels = [text for svg in returns for cls, text in svg.texts if cls in ("value", "na")]
+    expected = [i["return_pct"] for m in markets for i in m["instruments"]]
     assert [None if label == "n/a" else number(label) for label in labels] == expected
-    assert "return" in returns.title.lower()
+    assert all("return" in svg.title.lower() for svg in returns)
 
 
 # 5. Hostile names from a feed are text, never markup.
@@ -751,6 +759,48 @@ def test_sunday_report_shows_us_closed_with_a_note(demo_report: dict) -> None:
     assert note == "Closed on 2026-03-21: showing the latest session, 2026-03-20."
     assert market_of(demo_report, "crypto")["status"] == "open"
     assert section_of(demo_report, "crypto_defi")["status_note"] == ""
+
+
+def test_the_demo_states_each_judgement_once(demo_report: dict, demo_markdown: str) -> None:
+    """Issue 13's three contradictions of the demo, gone: "extreme" is the pair's label in every
+    section, the verdict states the table's TOTAL with its sign, and Saturday's BTC against
+    Friday's S&P names both dates and makes no co-movement claim at a correlation of -0.09."""
+    extreme = {d["label"] for d in demo_report["divergences"] if d["extreme"]}
+    assert extreme == {"ChiNext vs HSTECH", "ChiNext vs Nasdaq"}
+    assert not any(d["extreme"] for d in demo_report["divergences"] if d["configured"])
+    assert "not a configured pair: the action plan acts on configured pairs only." in demo_markdown
+    assert (
+        "the rules signal no action (extreme but not configured, so not signalled: "
+        "ChiNext (创业板指) vs Hang Seng TECH Index; ChiNext (创业板指) vs Nasdaq Composite)."
+    ) in demo_markdown
+    coins = demo_report["stablecoins"]
+    assert (coins["supply_measure"], coins["supply_change_usd"], coins["flow"]) == (
+        "TOTAL",
+        642929345.0,
+        "inflow",
+    )
+    assert "| TOTAL | $314.32 bn | +$642.93 m | +0.205% |" in demo_markdown
+    assert (
+        "Verdict: crypto fell while total stablecoin supply (TOTAL, all USD-pegged coins) grew "
+        "+$642.93 m (+0.205%), an inflow (at or above +0.05%): new dry powder."
+    ) in demo_markdown
+    assert "- Stablecoins ↑ inflow: TOTAL +$642.93 m (+0.205%)" in demo_markdown
+    assert "shrank" not in demo_markdown and "money leaving crypto" not in demo_markdown
+    assert demo_report["crypto_vs_equities"]["relation"] is None
+    assert (
+        "- Bitcoin (2026-03-21, UTC day) -2.26% vs S&P 500 (2026-03-20) -1.51%; 60-observation "
+        "correlation -0.09: no co-movement claim (different session dates; correlation below 0.3)."
+    ) in demo_markdown
+    assert "moved with" not in demo_markdown
+    lead = demo_report["next_session_lead"]
+    assert (lead["lead_session_date"], [f["next_session_date"] for f in lead["followers"]]) == (
+        "2026-03-20",
+        ["2026-03-23", "2026-03-23"],
+    )
+    assert (
+        "- Next session's lead: Friday's US close (2026-03-20; risk-off, mean -1.49%) → next "
+        "Hong Kong and A-shares open (Monday 2026-03-23)."
+    ) in demo_markdown
 
 
 def failure_messages(result: Any) -> str:
