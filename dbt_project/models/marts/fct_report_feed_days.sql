@@ -1,6 +1,6 @@
 {{ config(materialized='view') }}
 {#- Which day of each dated feed report R shows: the latest day on or before R-1 (the date rule
-    for feeds that are one series per day). The report reads these days; it never looks for them
+    for feeds that are one series per day, macro day_shown). The report reads these days; it never looks for them
     itself, so a report's figures do not depend on the window a run was asked for. -#}
 
 with report_dates as (
@@ -14,13 +14,8 @@ feed_days as (
     select distinct 'stablecoin_supply', supply_date from {{ ref('fct_stablecoin_supply') }}
 ),
 
-feeds as (
-    select distinct feed from feed_days
+shown as (
+    {{ day_shown('report_dates', 'feed_days', 'feed', 'feed_date') }}
 )
 
-select report_dates.report_date, feeds.feed, feed_days.feed_date
-from report_dates
-cross join feeds
-asof join feed_days
-    on feed_days.feed = feeds.feed
-    and report_dates.report_date - 1 >= feed_days.feed_date
+select report_date, feed, day as feed_date from shown

@@ -224,12 +224,7 @@ dated_days as (
 ),
 
 dated_shown as (
-    select report_dates.report_date, tables.dated_table, dated_days.day
-    from report_dates
-    cross join (select distinct dated_table from dated_days) as tables
-    asof join dated_days
-        on dated_days.dated_table = tables.dated_table
-        and report_dates.report_date - 1 >= dated_days.day
+    {{ day_shown('report_dates', 'dated_days', 'dated_table', 'day') }}
 ),
 
 raw_located as (
