@@ -7,6 +7,7 @@ golden-file tests can pin it.
 """
 
 import math
+import re
 from collections.abc import Callable
 from html import escape
 from typing import Any
@@ -510,9 +511,16 @@ _NUMBER_CHARS = set("0123456789,.")
 _SHORT_CELL = 32  # characters; shorter cells never wrap (a date must not break at its hyphens)
 
 
+# A figure with its percentile in brackets, as the Levels table's volatility: "20.2% (87)".
+_FIGURE_WITH_RANK = re.compile(r"\d[\d.,]*% \(\d+\)")
+
+
 def _cell_class(cell: str) -> str:
-    """Figures ("-1.51%", "6,506.48", "+254 bps") align right and take their sign's colour; long
-    text wraps, the rest stays on one line and the table scrolls sideways instead."""
+    """Figures ("-1.51%", "6,506.48", "+254 bps", "20.2% (87)") and "n/a" align right, a signed
+    one takes its sign's colour; long text wraps, the rest stays on one line and the table scrolls
+    sideways instead."""
+    if cell == "n/a" or _FIGURE_WITH_RANK.fullmatch(cell):
+        return ' class="num"'
     body = cell.removesuffix("%").removesuffix(" bps").lstrip("+-")
     if body and body[0].isdigit() and set(body) <= _NUMBER_CHARS:
         sign = {"-": " neg", "+": " pos"}.get(cell[0], "")

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from market_intel.report_html import (
+    _cell_class,
     render_html,
     svg_divergence_bands,
     svg_returns_by_market,
@@ -388,3 +389,21 @@ def test_a_report_without_facts_still_renders(report: dict[str, Any]) -> None:
     walk(page)
     assert page.count('<p class="no-data">') == 4
     assert "<svg" not in page
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("-1.51%", ' class="num neg"'),
+        ("+254 bps", ' class="num pos"'),
+        ("6,506.48", ' class="num"'),
+        ("20.2% (87)", ' class="num"'),
+        ("n/a", ' class="num"'),
+        ("S&P 500", ""),
+        ("20.2% of (87) stocks", ""),
+    ],
+)
+def test_figures_align_right_and_signed_ones_take_their_colour(cell: str, expected: str) -> None:
+    """A column of figures reads down one edge, also where a row has no figure (n/a) or adds its
+    percentile in brackets (the Levels table's volatility)."""
+    assert _cell_class(cell) == expected
