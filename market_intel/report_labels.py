@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from market_intel import calendars
+from market_intel.action_rules import decide_actions
 from market_intel.universe import markets
 
 # The stablecoin figure that is "the supply change": TOTAL (every USD-pegged coin, from the feed)
@@ -191,8 +192,8 @@ def next_session_lead(rows: list[dict], excluded: set[str]) -> dict | None:
 
 def decide_labels(report: dict, rules: dict) -> dict[str, Any]:
     """The report's keys that carry a label, decided once: merge them into the JSON before the
-    sections are written."""
-    return {
+    sections are written. The action plan's rules read the labels, so they are decided last."""
+    labels = {
         "divergences": [
             {**row, "extreme": is_extreme(row, rules)} for row in report["divergences"]
         ],
@@ -200,3 +201,4 @@ def decide_labels(report: dict, rules: dict) -> dict[str, Any]:
         "crypto_vs_equities": crypto_vs_equities(report, rules),
         "style_pair": style_pair(report, rules),
     }
+    return {**labels, "action_plan": decide_actions({**report, **labels}, rules)}

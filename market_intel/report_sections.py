@@ -597,6 +597,35 @@ def market_sections(report: dict, rules: dict) -> list[Section]:
     return built
 
 
+def cumulative_table(configured: list[dict], rules: dict) -> list[Block]:
+    """The configured pairs on multi-session cumulative returns, which can persist where a
+    one-day spread reverts (a second table keeps the first within the page width)."""
+    windows = rules.get("cumulative_sessions") or []
+    if not configured or not windows or f"spread_{windows[0]}s_bps" not in configured[0]:
+        return []
+    columns = ["Pair"]
+    for sessions in windows:
+        columns += [f"{sessions}-session spread", f"{sessions}-session z"]
+    rows = []
+    for d in configured:
+        row = [f"{d['left_name']} vs {d['right_name']}"]
+        for sessions in windows:
+            zscore = d[f"zscore_{sessions}s"]
+            row += [
+                bps(d[f"spread_{sessions}s_bps"]),
+                "n/a" if zscore is None else f"{zscore:+.2f}",
+            ]
+        rows.append(row)
+    note = paragraph(
+        "On cumulative returns: each side's compounded return over its own last "
+        + " and ".join(str(n) for n in windows)
+        + " sessions, left minus right, with the z-score of that spread against its previous "
+        f"{rules['divergence_history']} observations (overlapping windows, so a wide "
+        "cumulative spread is a gap that has persisted, not a fresh one-day move)."
+    )
+    return [table(columns, rows), note]
+
+
 def divergences_section(report: dict, rules: dict) -> Section:
     configured = [d for d in report["divergences"] if d["configured"]]
     rows = [
@@ -618,6 +647,7 @@ def divergences_section(report: dict, rules: dict) -> Section:
             rows,
         )
     ]
+    blocks += cumulative_table(configured, rules)
     cross = [d for d in report["divergences"] if not d["configured"]]
     if cross:
         top = min(cross, key=lambda d: d["rank"] or 10**6)
@@ -678,6 +708,17 @@ def flow_map(report: dict) -> Section:
     return section("capital_flow", "Capital Flow Map", [bullets(items or ["No flows."])])
 
 
+def base_rate(d: dict) -> str:
+    """The unconditional rate beside a likelihood: the share of all observations of the same
+    look-back population (any width) that halved, so the reader sees what happens anyway."""
+    if d.get("base_n") is None:  # a mart row built before the base rate existed
+        return "base rate: not computed"
+    if not d["base_n"]:
+        return "base rate: no observations"
+    share = f"{d['base_narrowed']} of {d['base_n']} ({d['base_rate_pct']:.1f}%)"
+    return f"base rate: {share} of all observations"
+
+
 def risk_matrix(report: dict, rules: dict) -> Section:
     candidates = [
         d
@@ -690,12 +731,12 @@ def risk_matrix(report: dict, rules: dict) -> Section:
         sample, narrowed = d["similar_observations"], d["similar_narrowed"]
         if sample:
             evidence = (
-                f"{narrowed} of {sample} past spreads at least this wide halved within "
-                f"{rules['narrowing_sessions']} observations ({d['similar_narrowed_pct']:.1f}%); "
-                "the others persisted"
+                f"{narrowed} of {sample} ({d['similar_narrowed_pct']:.1f}%) past spreads at least "
+                f"this wide halved within {rules['narrowing_sessions']} observations"
             )
         else:
             evidence = "no past spread this wide: no estimate"
+        evidence += f"; {base_rate(d)}"
         band = (
             "n/a"
             if d["band_low_bps"] is None
@@ -717,52 +758,121 @@ def risk_matrix(report: dict, rules: dict) -> Section:
         [
             table(["Rank", "Risk", "Today", "Likelihood from history", "Trigger to watch"], rows),
             paragraph(
-                "Likelihoods are counted from this project's own history of each pair: every "
-                "past observation whose absolute spread was at least today's, and whether it "
+                "Likelihoods are counted from this project's own history of each pair: of the "
+                f"previous {rules['divergence_history']} observations whose follow-up had ended, "
+                "every one whose absolute spread was at least today's, and whether it "
                 "narrowed to half or less within the next "
-                f"{rules['narrowing_sessions']} observations."
+                f"{rules['narrowing_sessions']} observations. The base rate counts all of those "
+                "observations, whatever their width: a likelihood means something only where "
+                "it differs from its base rate."
             ),
         ],
     )
 
 
+COMPARISON_WORDS = {"==": "is", "in": "one of", ">=": "at least", "<=": "at most"}
+ACTION_TONE = (
+    "Rule-based signals for reference only, not financial advice: each item names the rule "
+    "that fired (docs/report.md) and the figures behind it; sizing, timing and whether to act "
+    "at all are the reader's decision."
+)
+
+
+def figure_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "/".join(figure_text(v) for v in value)
+    return "n/a" if value is None else str(value)
+
+
+def evidence_text(found: dict) -> str:
+    """'A-share advance ratio 0.1208 on 2026-03-20 (rule: at most 0.35)'; an equality, met by
+    every fired item, is stated once: 'US lead signal is OFF on 2026-03-20'."""
+    if found["comparison"] == "==":
+        return f"{found['name']} is {figure_text(found['value'])} on {found['date'] or 'n/a'}"
+    return (
+        f"{found['name']} {figure_text(found['value'])} on {found['date'] or 'n/a'} "
+        f"(rule: {COMPARISON_WORDS[found['comparison']]} {figure_text(found['threshold'])})"
+    )
+
+
+def base_rate_text(item: dict) -> str:
+    if item["base_rate"] is None:
+        return "base rate: n/a"
+    n = "n/a" if item["n"] is None else item["n"]
+    return f"base rate: {item['base_rate']:.1f}% (n {n})"
+
+
+def action_item_text(item: dict) -> str:
+    """The action, then the evidence that fired it, its base rate and the rule's id."""
+    found = "; ".join(evidence_text(e) for e in item["evidence"])
+    return f"{item['action']} Evidence: {found}; {base_rate_text(item)}. Rule: {item['rule']}."
+
+
+def no_action_text(tier: str, rules: dict) -> str:
+    ids = [rule["id"] for rule in rules["action_rules"] if rule["tier"] == tier]
+    return f"No action: none of the {tier} rules fired ({', '.join(ids)})."
+
+
+def signal_record(report: dict, rules: dict) -> Section:
+    """The report's own track record: what followed each past extreme signal of a configured
+    pair, from marts.fct_signal_record (only signals whose follow-up ended before the report)."""
+    rows = []
+    for pair in report.get("signal_record") or []:
+        for h in pair["horizons"]:
+            rows.append(
+                [
+                    f"{pair['left_name']} vs {pair['right_name']}",
+                    f"next {h['observations']}",
+                    str(h["signals"]),
+                    "n/a"
+                    if h["hit_rate_pct"] is None
+                    else f"{h['hits']} of {h['signals']} ({h['hit_rate_pct']:.1f}%)",
+                    bps(h["mean_move_bps"]),
+                    h["last_signal_on"] or "n/a",
+                ]
+            )
+    columns = ["Pair", "Horizon (obs)", "Signals", "Reverted", "Mean move", "Last signal"]
+    blocks = [table(columns, rows)] if rows else [paragraph("No configured pair to record.")]
+    blocks.append(
+        paragraph(
+            f"Signals: every observation among each pair's previous "
+            f"{rules['divergence_history']} on which it was extreme ({extreme_rule(rules)}), "
+            "counted only once its follow-up had ended before this report. What followed over "
+            "the next N observations: the move is the sum of the next N spreads against the "
+            "signal's sign (positive: the gap reverted); a signal reverted when its move was "
+            "above zero. Mean move in basis points; no look-ahead: later data changes no "
+            "past report's record."
+        )
+    )
+    return section("signal_record", "Signal Record", blocks)
+
+
 def action_plan(report: dict, rules: dict) -> Section:
-    items = []
-    for d in report["divergences"]:
-        if not d["configured"] or not d["extreme"]:
-            continue
-        history = (
-            f"history: narrowed in {d['similar_narrowed']} of {d['similar_observations']} cases"
-            if d["similar_observations"]
-            else "no comparable history"
-        )
-        items.append(f"Watch for mean reversion in {describe_divergence(d)}; {history}.")
-    for entry in report["markets"]:
-        if entry["status"] in ("stale", "left_out"):
-            items.append(
-                f"Re-run the report once {entry['name']} data for the expected session arrives."
-            )
-    chain = report["transmission_chain"]
-    if chain and chain["status"] in ("broken", "partial"):
-        items.append(
-            "The chain did not fully transmit: treat the following markets' moves as local."
-        )
-    if not items:
-        others = [
-            f"{d['left_name']} vs {d['right_name']}"
-            for d in report["divergences"]
-            if d["extreme"] and not d["configured"]
+    """Each tier's decided items (the JSON's action_plan); "no action" only for an empty tier."""
+    blocks = []
+    for tier, subtitle in rules["action_tiers"].items():
+        items = report["action_plan"][tier]
+        blocks += [
+            paragraph(f"{tier.capitalize()} ({subtitle}):"),
+            bullets([action_item_text(i) for i in items] or [no_action_text(tier, rules)]),
         ]
-        items.append(
-            f"No configured divergence is extreme ({usual_rule(rules)}) and every market is "
-            "current: the rules signal no action"
-            + (
-                f" (extreme but not configured, so not signalled: {'; '.join(others)})."
-                if others
-                else "."
+    others = [
+        f"{d['left_name']} vs {d['right_name']}"
+        for d in report["divergences"]
+        if d["extreme"] and not d["configured"]
+    ]
+    if others:
+        blocks.append(
+            paragraph(
+                "Extreme but not configured, so no rule acts on them: " + "; ".join(others) + "."
             )
         )
-    return section("action_plan", "Action Plan", [bullets(items)])
+    blocks.append(paragraph(ACTION_TONE))
+    return section("action_plan", "Action Plan", blocks)
 
 
 def appendix(report: dict) -> Section:
@@ -833,6 +943,7 @@ def sections(report: dict, rules: dict) -> list[Section]:
             divergences_section(report, rules),
             flow_map(report),
             risk_matrix(report, rules),
+            signal_record(report, rules),
             action_plan(report, rules),
             appendix(report),
             section("disclaimer", "Disclaimer", [paragraph(report["disclaimer"])]),

@@ -44,11 +44,20 @@ CHAIN_RULES = {
 
 @cache
 def rules() -> dict[str, Any]:
-    """The report's thresholds, plus the dbt var its risk-matrix wording quotes."""
+    """The report's thresholds, plus the dbt vars its wording quotes and its labels share with
+    dbt (the "extreme" thresholds, which dbt's signal record reads too)."""
     dbt_vars = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    shared = (
+        "narrowing_sessions",
+        "divergence_history",
+        "extreme_zscore",
+        "extreme_percentile",
+        "signal_horizons",
+        "cumulative_sessions",
+    )
     return {
         **yaml.safe_load(RULES_PATH.read_text()),
-        "narrowing_sessions": dbt_vars["narrowing_sessions"],
+        **{name: dbt_vars[name] for name in shared},
     }
 
 
@@ -88,6 +97,8 @@ class ReportFacts:
     # (left id, right id) -> the pair's observations as the JSON's ``history`` entries, oldest
     # first (marts.fct_divergence_history), each formatted once for every report showing it
     divergence_history: dict[tuple[str, str], list[Row]] = field(default_factory=dict)
+    # report date -> its signal record rows (marts.fct_signal_record: pair, horizon, figures)
+    signal_record: DatedRows | None = None
 
     def feed_day(self, report_date: date, feed: str) -> date | None:
         return self.feed_days.get((report_date, feed))
@@ -186,6 +197,12 @@ def load_facts(conn: duckdb.DuckDBPyConnection, start: date, end: date) -> Repor
         ),
         feed_days=feed_days,
         divergence_history=divergence_history(conn, start, end),
+        signal_record=_dated(
+            conn,
+            "SELECT * FROM marts.fct_signal_record WHERE report_date >= ? AND report_date < ?",
+            window,
+            "report_date",
+        ),
     )
 
 
@@ -330,6 +347,16 @@ def market_facts(
     return result
 
 
+def cumulative_facts(row: Row) -> dict[str, Any]:
+    """The pair's spread on each side's compounded return over its last n sessions and that
+    spread's z-score, for each n of the dbt var ``cumulative_sessions``."""
+    facts: dict[str, Any] = {}
+    for sessions in rules()["cumulative_sessions"]:
+        facts[f"spread_{sessions}s_bps"] = _number(row[f"spread_{sessions}s_bps"], 1)
+        facts[f"zscore_{sessions}s"] = _number(row[f"zscore_{sessions}s"])
+    return facts
+
+
 def divergence_facts(rows: list[Row], excluded: set[str]) -> list[dict[str, Any]]:
     shown = [
         row
@@ -363,8 +390,42 @@ def divergence_facts(rows: list[Row], excluded: set[str]) -> list[dict[str, Any]
             "similar_observations": _count(row["similar_observations"]),
             "similar_narrowed": _count(row["similar_narrowed"]),
             "similar_narrowed_pct": _number(row["similar_narrowed_pct"], 1),
+            "base_n": _count(row["base_observations"]),
+            "base_narrowed": _count(row["base_narrowed"]),
+            "base_rate_pct": _number(row["base_narrowed_pct"], 1),
+            **cumulative_facts(row),
         }
         for row in shown
+    ]
+
+
+def signal_record_facts(rows: list[Row], divergences: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each shown configured pair's track record (marts.fct_signal_record), in the divergences'
+    order: per horizon, the past extreme signals whose follow-up ended before the report."""
+    by_pair: dict[tuple[str, str], list[Row]] = {}
+    for row in sorted(rows, key=lambda row: row["horizon"]):
+        by_pair.setdefault((row["left_id"], row["right_id"]), []).append(row)
+    return [
+        {
+            "left": d["left"],
+            "right": d["right"],
+            "left_name": d["left_name"],
+            "right_name": d["right_name"],
+            "horizons": [
+                {
+                    "observations": int(row["horizon"]),
+                    "signals": int(row["signals"]),
+                    "hits": int(row["hits"]),
+                    "hit_rate_pct": _number(row["hit_rate_pct"], 1),
+                    "mean_move_bps": _number(row["mean_move_bps"], 1),
+                    "first_signal_on": _day(row["first_signal_on"]),
+                    "last_signal_on": _day(row["last_signal_on"]),
+                }
+                for row in by_pair.get((d["left"], d["right"]), [])
+            ],
+        }
+        for d in divergences
+        if d["configured"]
     ]
 
 
@@ -552,6 +613,11 @@ def build_report(
     report_markets = market_facts(snapshot, left_out, facts.context.on(report_date))
     cn = next((m for m in report_markets if m["market"] == "cn"), None)
     cn_session = date.fromisoformat(cn["session_date"]) if cn and cn["session_date"] else None
+    divergences = charted_divergences(
+        divergence_facts(facts.divergences.on(report_date), excluded),
+        facts.divergence_history,
+        report_date,
+    )
     report: dict[str, Any] = {
         "report_date": report_date.isoformat(),
         "as_of_date": as_of.isoformat(),
@@ -559,10 +625,9 @@ def build_report(
         "source_mode": source_mode,
         "code_version": code_version(),
         "markets": report_markets,
-        "divergences": charted_divergences(
-            divergence_facts(facts.divergences.on(report_date), excluded),
-            facts.divergence_history,
-            report_date,
+        "divergences": divergences,
+        "signal_record": signal_record_facts(
+            facts.signal_record.on(report_date) if facts.signal_record else [], divergences
         ),
         "transmission_chain": chain_facts(facts.chain.on(report_date), excluded),
         "next_session_lead": next_session_lead(facts.next_lead.on(report_date), excluded),

@@ -21,6 +21,8 @@ UNIT_TESTS = {
     "report_feed_days_show_the_latest_day_on_or_before_r_minus_1",
     "instrument_context_windows_are_calendar_based_and_look_back_only",
     "next_session_lead_when_the_lead_closed_after_the_followers",
+    "divergence_evidence_and_base_rate_over_the_same_population",
+    "signal_record_counts_signals_whose_follow_up_ended_before_the_report",
 }
 ENABLED = ["--vars", "{unit_tests: true}"]
 

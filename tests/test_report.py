@@ -46,6 +46,7 @@ SECTION_IDS = [
     "divergences",
     "capital_flow",
     "risk_matrix",
+    "signal_record",
     "action_plan",
     "data_quality",
     "disclaimer",
@@ -770,8 +771,8 @@ def test_the_demo_states_each_judgement_once(demo_report: dict, demo_markdown: s
     assert not any(d["extreme"] for d in demo_report["divergences"] if d["configured"])
     assert "not a configured pair: the action plan acts on configured pairs only." in demo_markdown
     assert (
-        "the rules signal no action (extreme but not configured, so not signalled: "
-        "ChiNext (创业板指) vs Hang Seng TECH Index; ChiNext (创业板指) vs Nasdaq Composite)."
+        "Extreme but not configured, so no rule acts on them: "
+        "ChiNext (创业板指) vs Hang Seng TECH Index; ChiNext (创业板指) vs Nasdaq Composite."
     ) in demo_markdown
     coins = demo_report["stablecoins"]
     assert (coins["supply_measure"], coins["supply_change_usd"], coins["flow"]) == (

@@ -221,18 +221,11 @@ def check_extreme(report: dict, markdown: str) -> None:
     for d in divergences:
         if not d["configured"] and other_lines:
             assert (described(d) in other_lines[0]) == d["extreme"], pair(d)
-    watched = starting(lines, "Watch for mean reversion in ")
-    assert len(watched) == sum(d["extreme"] for d in configured)
-    for d in configured:
-        assert (
-            any(w.startswith(f"Watch for mean reversion in {described(d)}") for w in watched)
-            == (d["extreme"])
-        )
-    no_action = starting(lines, "No configured divergence is extreme")
-    if no_action:
-        assert not any(d["extreme"] for d in configured)
-        for d in others:
-            assert pair(d) in no_action[0]
+    not_acted = starting(lines, "Extreme but not configured, so no rule acts on them: ")
+    assert len(not_acted) == (1 if others else 0)
+    for d in divergences:
+        if not d["configured"] and not_acted:
+            assert (pair(d) in not_acted[0]) == d["extreme"], pair(d)
     for row in table_rows(markdown, "Rank"):
         d = next(d for d in configured if row[1] == f"{pair(d)} divergence persists")
         assert row[2].endswith(", extreme") == d["extreme"], row
@@ -398,7 +391,149 @@ def check_same_date(report: dict, markdown: str) -> None:
         )
 
 
+def expected_led(report: dict) -> tuple[dict, dict] | None:
+    """(leader, other) of the style pair as check_led reads it; None when neither led."""
+    first, second = (instrument(report, i) for i in report["rules"]["us_style_pair"])
+    if not first or not second or None in (first["return_pct"], second["return_pct"]):
+        return None
+    if first["session_date"] != second["session_date"]:
+        return None
+    if first["return_pct"] == second["return_pct"]:
+        return None
+    return (first, second) if first["return_pct"] > second["return_pct"] else (second, first)
+
+
+def fires(report: dict, rule: dict) -> list[dict]:
+    """The subjects (a market, an instrument, a pair, or the report) a rule acts on, read from
+    the figures and thresholds of docs/report.md's action-plan table."""
+    rules, lead, breadth = report["rules"], report["next_session_lead"], report["breadth"]
+    ratio = (breadth or {}).get("advance_ratio")
+    kind = rule["id"]
+    if kind == "missing_market_data":
+        return [m for m in report["markets"] if m["status"] in ("stale", "left_out")]
+    if kind == "chain_not_transmitted":
+        chain = report["transmission_chain"]
+        return [chain] if chain and chain["status"] in ("broken", "partial") else []
+    if kind in ("risk_off_lead_weak_breadth", "breadth_washout"):
+        lead_ok = kind == "breadth_washout" or bool(lead and lead["lead_signal"] == "OFF")
+        return (
+            [breadth]
+            if lead_ok and ratio is not None and ratio <= rule["max_advance_ratio"]
+            else []
+        )
+    if kind == "stablecoin_outflow":
+        coins = report["stablecoins"]
+        change = coins and coins["supply_change_pct"]
+        return [coins] if coins and expected_flow(change, rules) == "outflow" else []
+    if kind == "high_volatility":
+        return [
+            row
+            for m in report["markets"]
+            for row in m["instruments"]
+            if ((row.get("context") or {}).get("vol_percentile_1y") or -1)
+            >= rule["min_vol_percentile"]
+        ]
+    configured = [d for d in report["divergences"] if d["configured"]]
+    if kind == "divergence_mean_reversion":
+        return [
+            d
+            for d in configured
+            if expected_extreme(d, rules)
+            and (d["similar_observations"] or 0) >= rule["min_similar"]
+            and d["similar_narrowed_pct"] is not None
+            and d["similar_narrowed_pct"] >= rule["min_narrowed_pct"]
+            and d.get("base_rate_pct") is not None
+            and round(d["similar_narrowed_pct"] - d["base_rate_pct"], 1) >= rule["min_edge_pts"]
+        ]
+    if kind == "divergence_pair_trade":
+        return [
+            d
+            for d in configured
+            if d["spread_bps"] is not None
+            and d["zscore"] is not None
+            and abs(d["zscore"]) >= rule["min_abs_zscore"]
+            and (d["similar_observations"] or 0) >= rule["min_similar"]
+        ]
+    if kind == "style_leadership":
+        led = expected_led(report)
+        if led is None:
+            return []
+        weeks = [(row.get("context") or {}).get("return_1w_pct") for row in led]
+        if None in weeks or round(weeks[0] - weeks[1], 2) < rule["min_gap_1w_pct"]:
+            return []
+        return [led[0]]
+    assert kind == "lead_follow_through", kind
+    move = (lead or {}).get("lead_mean_return_pct")
+    signal = (lead or {}).get("lead_signal")
+    if (
+        signal in ("ON", "OFF")
+        and move is not None
+        and abs(move) >= rule["min_abs_lead_return_pct"]
+    ):
+        return [lead]
+    return []
+
+
+def tier_bullets(markdown: str, tiers: dict) -> dict[str, list[str]]:
+    """Each tier's bullets in the action plan, as a reader reads them."""
+    (plan,) = re.findall(
+        r"^## \d+\. Action Plan$(.*?)(?=^## |\Z)", markdown, re.MULTILINE | re.DOTALL
+    )
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in plan.splitlines():
+        text = re.sub(r"\\(.)", r"\1", line)
+        heading = next(
+            (t for t, sub in tiers.items() if text == f"{t.capitalize()} ({sub}):"), None
+        )
+        if heading:
+            current = heading
+            found[current] = []
+        elif current and text.startswith("- "):
+            found[current].append(text[2:])
+        elif text:
+            current = None
+    return found
+
+
+def check_action_plan(report: dict, markdown: str) -> None:
+    """Each tier lists one bullet per subject its rules fire on, in the rules' order, with the
+    rule's id, the base rate of a divergence rule, and "no action" only when none fires."""
+    rules = report["rules"]
+    bullets = tier_bullets(markdown, rules["action_tiers"])
+    assert list(bullets) == list(rules["action_tiers"])
+    for tier in rules["action_tiers"]:
+        expected = [
+            (rule, subject)
+            for rule in rules["action_rules"]
+            if rule["tier"] == tier
+            for subject in fires(report, rule)
+        ]
+        assert [i["rule"] for i in report["action_plan"][tier]] == [r["id"] for r, _ in expected]
+        lines = bullets[tier]
+        if not expected:
+            assert len(lines) == 1 and lines[0].startswith(f"No action: none of the {tier} rules")
+            continue
+        assert len(lines) == len(expected) and not any(x.startswith("No action") for x in lines)
+        for line, (rule, subject) in zip(lines, expected):
+            assert line.endswith(f". Rule: {rule['id']}."), line
+            if rule["id"].startswith("divergence_"):
+                assert pair(subject) in line, (pair(subject), line)
+                rate, n = subject.get("base_rate_pct"), subject.get("base_n")
+                assert (
+                    f"base rate: {rate:.1f}% (n {n})" if rate is not None else "base rate: n/a"
+                ) in line
+            else:
+                assert "base rate: n/a" in line, line
+            if rule["id"] in ("risk_off_lead_weak_breadth", "breadth_washout"):
+                assert (
+                    f"A-share advance ratio {subject['advance_ratio']:g} on {subject['session_date']}"
+                    in line
+                )
+
+
 CHECKS = [
+    check_action_plan,
     check_extreme,
     check_stablecoins,
     check_comovement,
@@ -464,9 +599,31 @@ def vary(report: dict, rng: random.Random) -> dict:
     first, second = (instrument(facts, i) for i in rules["us_style_pair"])
     if first and second and first["return_pct"] is not None and rng.random() < 0.5:
         second["return_pct"] = rng.choice([first["return_pct"], -first["return_pct"]])
+    vary_action_figures(facts, rng)
     facts.update(decide_labels(facts, rules))
     facts["sections"] = sections(facts, rules)
     return facts
+
+
+def vary_action_figures(facts: dict, rng: random.Random) -> None:
+    """The action plan's figures pushed onto, inside and beyond their rules' thresholds."""
+    thresholds = {r["id"]: r for r in facts["rules"]["action_rules"]}
+    breadth, lead = facts["breadth"], facts["next_session_lead"]
+    if breadth and rng.random() < 0.7:
+        limit = rng.choice(
+            [
+                thresholds[i]["max_advance_ratio"]
+                for i in ("risk_off_lead_weak_breadth", "breadth_washout")
+            ]
+        )
+        breadth["advance_ratio"] = round(limit + rng.choice([0.0, -0.01, 0.01, 0.5]), 4)
+    if lead and rng.random() < 0.7:
+        lead["lead_signal"] = rng.choice(["ON", "OFF", "MIXED", None])
+        move = near(rng, thresholds["lead_follow_through"]["min_abs_lead_return_pct"], 0.01)
+        lead["lead_mean_return_pct"] = rng.choice([move, None])
+    for d in facts["divergences"]:
+        if d["configured"] and rng.random() < 0.3:
+            d["zscore"] = near(rng, thresholds["divergence_pair_trade"]["min_abs_zscore"], 0.01)
 
 
 def variants(reports: list[tuple[dict, str]], seed: int) -> list[tuple[dict, str]]:
@@ -502,6 +659,9 @@ def test_generated_figures_across_every_threshold_are_worded_as_their_json(demo_
         "relation": {"moved with", "moved against", None},
         "leader": {True, False},
     }
+    for tier in ("conservative", "moderate", "aggressive"):
+        acts = {bool(r["action_plan"][tier]) for r, _ in generated}
+        assert acts == {True, False}, tier  # each tier both acts and says "no action"
     assert inconsistencies(generated) == []
 
 
@@ -539,9 +699,24 @@ def test_the_checks_catch_a_contradiction(demo_reports) -> None:
     day = lead["followers"][0]["next_session_date"]
     later = (date.fromisoformat(day) + timedelta(days=7)).isoformat()
     wrong_date = markdown.replace(f"{weekday(day)} {day}", f"{weekday(later)} {later}")
-    found = inconsistencies(
-        [(report, wrong_flow), (report, claimed), (report, usual), (report, wrong_date)]
+    silenced = re.sub(
+        r"^- .*Rule: [\w\\]+\.$",
+        "- No action: none of the conservative rules fired.",
+        markdown,
+        count=1,
+        flags=re.MULTILINE,
     )
+    found = inconsistencies(
+        [
+            (report, wrong_flow),
+            (report, claimed),
+            (report, usual),
+            (report, wrong_date),
+            (report, silenced),
+        ]
+    )
+    if silenced != markdown:
+        assert any("check_action_plan" in f for f in found)
     assert any("check_next_session_lead" in f for f in found)
     assert any("check_stablecoins" in f for f in found)
     if claimed != markdown:

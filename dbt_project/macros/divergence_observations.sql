@@ -2,18 +2,49 @@
     fct_cross_market_divergence (per report date) and the view fct_divergence_history (the series
     the report's charts draw). Call as `with {{ divergence_observations() }}, ...`; it defines
     the CTEs `pairs` (configured and generated), `followed` (each observation with its narrowing
-    follow-up) and `measured` (each observation's z-score, band, rolling correlation and the
-    previous spreads the mart's percentile reads), among others.
-    An observation is one distinct pair of sessions, dated `observed_on`; every statistic looks
-    back only (the previous `divergence_history` observations, the last `correlation_window`
-    ones), except `narrowed`, which looks `narrowing_sessions` ahead and is used only once
-    that follow-up has ended. -#}
+    follow-up) and `judged` (each observation's z-score, percentile, band, rolling correlation,
+    risk-matrix evidence and base rate, `extreme` flag and signal follow-up moves), among others.
+    An observation is one distinct pair of sessions, dated `observed_on`, numbered per pair
+    (`observation_number`, 1 = oldest); every statistic looks back only (the previous
+    `divergence_history` observations, the last `correlation_window` ones), except `narrowed`
+    and the `move_<k>_bps` columns, which look ahead and are read only once that follow-up has
+    ended (the evidence window, fct_signal_record's rule).
+    Evidence and base rate (docs/report.md, "Risk matrix"): the population is the previous
+    `divergence_history` observations whose `narrowing_sessions` follow-up ended before this
+    one (so it is the same whatever older history the database holds); `similar_*` counts
+    those at least as wide as this one, `base_*` all of them, each with how many narrowed.
+    extreme: |z| >= `extreme_zscore` or percentile >= `extreme_percentile`, on z rounded to 2
+    and the percentile to 1 decimal as the report's JSON holds them, so that this flag and the
+    report's label (market_intel/report_labels.py is_extreme) agree.
+    spread_<n>s_bps, zscore_<n>s, n in `cumulative_sessions`: the spread of both sides'
+    compounded returns over their own last n sessions (each side's calendar: a weekend repeats
+    Friday's equity return in no sum), and its z-score against the previous `divergence_history`
+    observations of it (overlapping windows: a persistent gap, not an independent sample).
+    move_<k>_bps, k in `signal_horizons`: minus the sign of this spread times the sum of the
+    next k spreads, in bps: how much of this observation's gap the next k observations took
+    back (positive: the spread reverted). -#}
 {% macro divergence_observations() -%}
 {% set history = var('divergence_history') %}
 {% set correlation_window = var('correlation_window') %}
 {% set narrowing_sessions = var('narrowing_sessions') %}
+{% set signal_horizons = var('signal_horizons') %}
+{% set cumulative_sessions = var('cumulative_sessions') %}
 series as (
-    select * from {{ ref('int_daily_series') }}
+    select
+        {%- for sessions in cumulative_sessions %}
+        case when count(return_pct) over last_{{ sessions }} = {{ sessions }}
+            then 100 * (product(1 + return_pct / 100) over last_{{ sessions }} - 1)
+        end as return_{{ sessions }}s_pct,
+        {%- endfor %}
+        *
+    from {{ ref('int_daily_series') }}
+    window
+        {%- for sessions in cumulative_sessions %}
+        last_{{ sessions }} as (
+            partition by series_id order by series_date
+            rows between {{ sessions - 1 }} preceding and current row
+        ){{ ',' if not loop.last }}
+        {%- endfor %}
 ),
 
 configured as (
@@ -56,6 +87,9 @@ aligned as (
         anchors.right_id,
         anchors.anchor_date,
         left_series.series_date as left_session_date,
+        {%- for sessions in cumulative_sessions %}
+        left_series.return_{{ sessions }}s_pct as left_return_{{ sessions }}s_pct,
+        {%- endfor %}
         left_series.return_pct as left_return_pct
     from anchors
     asof join series as left_series
@@ -67,6 +101,9 @@ both_sides as (
     select
         aligned.*,
         right_series.series_date as right_session_date,
+        {%- for sessions in cumulative_sessions %}
+        right_series.return_{{ sessions }}s_pct as right_return_{{ sessions }}s_pct,
+        {%- endfor %}
         right_series.return_pct as right_return_pct
     from aligned
     asof join series as right_series
@@ -83,6 +120,10 @@ observations as (
         min(anchor_date) as observed_on,
         any_value(left_return_pct) as left_return_pct,
         any_value(right_return_pct) as right_return_pct,
+        {%- for sessions in cumulative_sessions %}
+        100 * (any_value(left_return_{{ sessions }}s_pct) - any_value(right_return_{{ sessions }}s_pct))
+            as spread_{{ sessions }}s_bps,
+        {%- endfor %}
         100 * (any_value(left_return_pct) - any_value(right_return_pct)) as spread_bps
     from both_sides
     group by all
@@ -109,9 +150,20 @@ scored as (
         stddev_samp(spread_bps) over history as history_stddev_bps,
         list(spread_bps) over history as history_spreads,
         corr(left_return_pct, right_return_pct) over recent as correlation,
-        count(*) over recent as correlation_observations
+        count(*) over recent as correlation_observations,
+        {%- for horizon in signal_horizons %}
+        -sign(spread_bps) * sum(spread_bps) over next_{{ horizon }} as move_{{ horizon }}_bps,
+        {%- endfor %}
+        {%- for sessions in cumulative_sessions %}
+        (spread_{{ sessions }}s_bps - avg(spread_{{ sessions }}s_bps) over history)
+            / nullif(stddev_samp(spread_{{ sessions }}s_bps) over history, 0)
+            as zscore_{{ sessions }}s,
+        {%- endfor %}
+        list({'width': abs(spread_bps), 'narrowed': narrowed}) over evidence as evidence_spreads,
+        row_number() over ordered as observation_number
     from followed
     window
+        ordered as (partition by left_id, right_id order by observed_on),
         history as (
             partition by left_id, right_id order by observed_on
             rows between {{ history }} preceding and 1 preceding
@@ -119,7 +171,17 @@ scored as (
         recent as (
             partition by left_id, right_id order by observed_on
             rows between {{ correlation_window - 1 }} preceding and current row
-        )
+        ),
+        evidence as (
+            partition by left_id, right_id order by observed_on
+            rows between {{ history }} preceding and {{ narrowing_sessions + 1 }} preceding
+        ),
+        {%- for horizon in signal_horizons %}
+        next_{{ horizon }} as (
+            partition by left_id, right_id order by observed_on
+            rows between 1 following and {{ horizon }} following
+        ){{ ',' if not loop.last }}
+        {%- endfor %}
 ),
 
 measured as (
@@ -130,7 +192,24 @@ measured as (
         history_mean_bps - 2 * history_stddev_bps as band_low_bps,
         history_mean_bps + 2 * history_stddev_bps as band_high_bps,
         case when correlation_observations >= {{ correlation_window }}
-            then correlation end as correlation_60d
+            then correlation end as correlation_60d,
+        100.0 * len(list_filter(history_spreads, lambda x: abs(x) <= abs(spread_bps)))
+            / nullif(len(history_spreads), 0) as percentile,
+        len(list_filter(evidence_spreads, lambda e: e.width >= abs(spread_bps)))
+            as similar_observations,
+        len(list_filter(evidence_spreads, lambda e: e.width >= abs(spread_bps) and e.narrowed))
+            as similar_narrowed,
+        len(evidence_spreads) as base_observations,
+        len(list_filter(evidence_spreads, lambda e: e.narrowed)) as base_narrowed
     from scored
+),
+
+judged as (
+    select
+        *,
+        coalesce(abs(round(zscore, 2)) >= {{ var('extreme_zscore') }}, false)
+            or coalesce(round(percentile, 1) >= {{ var('extreme_percentile') }}, false)
+            as extreme
+    from measured
 )
 {%- endmacro %}

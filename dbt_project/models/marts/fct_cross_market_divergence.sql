@@ -4,9 +4,11 @@
 
     An observation is one distinct pair of sessions (a weekend repeats no equity observation).
     percentile: the share of previous observations whose absolute spread is at most this one's.
-    Evidence for the risk matrix (configured pairs): of the past observations whose absolute
-    spread was at least this one's, how many narrowed to half or less within the next
-    `narrowing_sessions` observations (only observations whose follow-up ended before this one).
+    Evidence for the risk matrix (configured pairs): of the previous `divergence_history`
+    observations whose follow-up ended before this one, those whose absolute spread was at
+    least this one's (similar_*) and all of them (base_*, the unconditional base rate over the
+    same population), each with how many narrowed to half or less within the next
+    `narrowing_sessions` observations.
     Pairs: the configured ones (seed divergence_pairs) and every cross-market pair of index and
     crypto instruments, ranked per report date so the report can name the most extreme.
     The observations and their statistics are the macro divergence_observations, shared with the
@@ -15,6 +17,7 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['report_date', 'left_id', 'right_id'],
+    on_schema_change='append_new_columns',
 ) }}
 with {{ divergence_observations() }},
 
@@ -45,44 +48,40 @@ candidate as (
         scored.right_return_pct,
         scored.spread_bps,
         scored.zscore,
-        100.0 * len(list_filter(scored.history_spreads, lambda x: abs(x) <= abs(scored.spread_bps)))
-            / nullif(len(scored.history_spreads), 0) as percentile,
+        scored.percentile,
         scored.history_observations,
         scored.band_low_bps,
         scored.band_high_bps,
-        scored.correlation_60d
+        scored.correlation_60d,
+        {%- for sessions in var('cumulative_sessions') %}
+        scored.spread_{{ sessions }}s_bps,
+        scored.zscore_{{ sessions }}s,
+        {%- endfor %}
+        scored.similar_observations,
+        scored.similar_narrowed,
+        scored.base_observations,
+        scored.base_narrowed
     from dated
-    asof join measured as scored
+    asof join judged as scored
         on scored.left_id = dated.left_id
         and scored.right_id = dated.right_id
         and dated.as_of_date >= scored.observed_on
-),
-
-evidence as (
-    select
-        candidate.report_date,
-        candidate.left_id,
-        candidate.right_id,
-        count(past.observed_on) as similar_observations,
-        count(past.observed_on) filter (where past.narrowed) as similar_narrowed
-    from candidate
-    join followed as past
-        on past.left_id = candidate.left_id
-        and past.right_id = candidate.right_id
-        and past.follow_up_ends_on < candidate.observed_on
-        and abs(past.spread_bps) >= abs(candidate.spread_bps)
-    where candidate.configured
-    group by all
 )
 
 select
-    candidate.*,
-    case when candidate.configured then coalesce(evidence.similar_observations, 0) end
+    candidate.* exclude (similar_observations, similar_narrowed, base_observations, base_narrowed),
+    case when candidate.configured then coalesce(candidate.similar_observations, 0) end
         as similar_observations,
-    case when candidate.configured then coalesce(evidence.similar_narrowed, 0) end
+    case when candidate.configured then coalesce(candidate.similar_narrowed, 0) end
         as similar_narrowed,
-    100.0 * evidence.similar_narrowed / nullif(evidence.similar_observations, 0)
-        as similar_narrowed_pct,
+    case when candidate.configured then 100.0 * candidate.similar_narrowed
+        / nullif(candidate.similar_observations, 0) end as similar_narrowed_pct,
+    case when candidate.configured then coalesce(candidate.base_observations, 0) end
+        as base_observations,
+    case when candidate.configured then coalesce(candidate.base_narrowed, 0) end
+        as base_narrowed,
+    case when candidate.configured then 100.0 * candidate.base_narrowed
+        / nullif(candidate.base_observations, 0) end as base_narrowed_pct,
     row_number() over (
         partition by candidate.report_date
         order by abs(candidate.spread_bps) desc nulls last, candidate.left_id, candidate.right_id
@@ -92,4 +91,3 @@ select
         order by abs(candidate.zscore) desc nulls last, candidate.left_id, candidate.right_id
     ) as zscore_rank
 from candidate
-left join evidence using (report_date, left_id, right_id)
