@@ -70,7 +70,7 @@ SCENARIOS = [
     "breadth-5000x10y",
     "postgres-1y",
 ]
-LOOKBACK_DAYS = 400  # MARKET_INTEL_LOOKBACK_DAYS's default: history a first run fetches
+LOOKBACK_DAYS = 550  # MARKET_INTEL_LOOKBACK_DAYS's default: history a first run fetches
 
 
 @dataclass

@@ -27,7 +27,10 @@ DEFAULTS = {
     "MARKET_INTEL_REPLAY_DIR": "data/replay",
     "MARKET_INTEL_REPORTS_DIR": "reports",
     "MARKET_INTEL_CCXT_EXCHANGES": "binance,okx,kraken",
-    "MARKET_INTEL_LOOKBACK_DAYS": "400",
+    # History before a run's sessions: the longest look-back of a fact (the volatility's 1-year
+    # percentile: 272 sessions of an exchange calendar, 385 days of crypto; 250 observations of a
+    # divergence) with a margin, so a report is the same whatever older history the file holds.
+    "MARKET_INTEL_LOOKBACK_DAYS": "550",
     "MARKET_INTEL_REQUESTS_PER_MINUTE": "30",
     "MARKET_INTEL_PARTIAL_REPORTS": "false",
     # The first report date Dagster offers (pipelines/partitions.py): where the data starts.

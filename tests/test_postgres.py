@@ -33,7 +33,7 @@ DAGSTER = str(Path(sys.executable).with_name("dagster"))
 # inserts and commits of its own (dagster-postgres batches materializations only): minutes.
 FIRST, LAST = date(2025, 12, 1), date(2025, 12, 31)
 DAILY = date(2026, 1, 6)  # the daily run's report date, later than the backfill
-LOOKBACK_DAYS = 400  # the feeds' default history before a window
+LOOKBACK_DAYS = 550  # the feeds' default history before a window
 # What docs/scaling.md sets in a run worker's environment: Dagster's events (the per-date planned
 # events above all) stored in batches, one insert each. Without it a one-year backfill spends
 # minutes inserting them one at a time.
