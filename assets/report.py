@@ -1,6 +1,5 @@
 """The published report: one set of files per report date, written only past the quality gate."""
 
-import json
 from pathlib import Path
 
 from dagster import (
@@ -12,7 +11,6 @@ from dagster import (
     MetadataValue,
     asset,
 )
-from dagster_duckdb import DuckDBResource
 
 from market_intel.checks.gate import DateVerdict, verdicts
 from market_intel.checks.suites import all_checks
@@ -20,11 +18,11 @@ from market_intel.commentary import CommentarySettings, write_commentary
 from market_intel.progress import Progress
 from market_intel.report_html import render_html
 from market_intel.report_index import blocked_cause, index_summary, update_index
-from market_intel.reporting import build_report, load_facts, render_markdown
+from market_intel.reporting import build_report, load_facts, render_json, render_markdown
 from market_intel.settings import absolute_path
 from market_intel.storage import DUCKDB_POOL
 from pipelines.partitions import report_dates, report_window
-from pipelines.resources import MarketSource, ReportDelivery, ReportPublisher
+from pipelines.resources import MarketSource, ReportDelivery, ReportPublisher, SingleWriterDuckDB
 
 PROGRESS_EVERY = 250
 # A date's Markdown up to this size (UTF-8) is previewed in its materialization, in a range
@@ -62,7 +60,7 @@ FACTS = [
 )
 def market_intelligence_report(
     context: AssetExecutionContext,
-    duckdb: DuckDBResource,
+    duckdb: SingleWriterDuckDB,
     publisher: ReportPublisher,
     source: MarketSource,
     delivery: ReportDelivery,
@@ -93,7 +91,7 @@ def market_intelligence_report(
                 {
                     "md": markdown,
                     "html": render_html(report),
-                    "json": json.dumps(report, indent=2, ensure_ascii=False) + "\n",
+                    "json": render_json(report),
                 },
             )
             summary = index_summary(report)
@@ -106,12 +104,15 @@ def market_intelligence_report(
             context.add_asset_metadata(metadata, partition_key=report_date.isoformat())
         progress.step(f"{len(published)} published, {len(blocked)} blocked")
     reports_dir = Path(absolute_path(publisher.reports_dir))
-    around = update_index(
-        reports_dir,
-        published,
-        {d.isoformat(): blocked_cause(reasons) for d, reasons in blocked.items()},
-        base_url=delivery.reports_base_url.strip(),
-    )
+    # Under the DuckDB file's writer lock: the report steps of concurrent runs rewrite the index
+    # one at a time whatever the instance's pool limits.
+    with duckdb.writer_lock():
+        around = update_index(
+            reports_dir,
+            published,
+            {d.isoformat(): blocked_cause(reasons) for d, reasons in blocked.items()},
+            base_url=delivery.reports_base_url.strip(),
+        )
     context.log.info("report index: %s", around["index_html"])
     for report_date, reasons in sorted(blocked.items()):
         context.log.error("report %s blocked:\n%s", report_date, "\n".join(reasons))

@@ -57,6 +57,20 @@ def sessions(calendar_name: str, start: date, end: date) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else _frame([], [], [], False)
 
 
+def next_session(calendar_name: str, after: date, within_days: int) -> tuple[date, bool] | None:
+    """The first session after ``after`` and before ``after + within_days``, and whether a
+    provisional calendar dates it; None when the calendars know none. What ``sessions`` would
+    answer first, without building its table: the report asks it for every date of a backfill."""
+    calendar = exchange_calendar(calendar_name)
+    start, end = after + timedelta(days=1), after + timedelta(days=within_days)
+    if pd.Timestamp(start) <= calendar.last_session:
+        first = calendar.date_to_session(pd.Timestamp(start), direction="next").date()
+        return (first, False) if first < end else None
+    published_end = last_published_session(calendar_name) + timedelta(days=1)
+    provisional = _provisional_sessions(calendar_name, max(start, published_end), end)
+    return None if provisional.empty else (provisional["session_date"].iloc[0], True)
+
+
 def _published_sessions(calendar_name: str, start: date, end: date) -> pd.DataFrame:
     calendar = exchange_calendar(calendar_name)
     first = max(pd.Timestamp(start), calendar.first_session)

@@ -7,7 +7,7 @@ with thresholds from ``report_rules.yml``, and written into the JSON before any 
 built: every section (and any other reader of the JSON) reads the decision, none decides again.
 """
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -141,15 +141,11 @@ def known(value: Any) -> bool:
 def next_session(market: str, after: date) -> tuple[str | None, bool]:
     """The market's first session after ``after`` by its calendar, and whether a provisional
     calendar dates it; None past the last session the calendar knows."""
-    found = calendars.sessions(
-        markets()[market].calendar,
-        after + timedelta(days=1),
-        after + timedelta(days=NEXT_SESSION_SEARCH_DAYS),
-    )
-    if found.empty:
+    found = calendars.next_session(markets()[market].calendar, after, NEXT_SESSION_SEARCH_DAYS)
+    if found is None:
         return None, False
-    first = found.iloc[0]
-    return first["session_date"].isoformat(), bool(first["provisional"])
+    day, provisional = found
+    return day.isoformat(), provisional
 
 
 def next_session_lead(rows: list[dict], excluded: set[str]) -> dict | None:

