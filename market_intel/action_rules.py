@@ -51,6 +51,19 @@ def evidence(
     }
 
 
+def weak_breadth(breadth: dict, rule: Rule) -> Evidence:
+    """The A-share advance ratio at or under the rule's ``max_advance_ratio`` (two rules read
+    it: the risk-off lead's and the washout's)."""
+    return evidence(
+        "A-share advance ratio",
+        "breadth.advance_ratio",
+        breadth["advance_ratio"],
+        breadth["session_date"],
+        "<=",
+        rule["max_advance_ratio"],
+    )
+
+
 def fired(
     rule: Rule,
     found: list[Evidence],
@@ -149,14 +162,7 @@ def risk_off_lead_weak_breadth(report: dict, rule: Rule) -> list[Item]:
             "==",
             "OFF",
         ),
-        evidence(
-            "A-share advance ratio",
-            "breadth.advance_ratio",
-            breadth["advance_ratio"],
-            breadth["session_date"],
-            "<=",
-            rule["max_advance_ratio"],
-        ),
+        weak_breadth(breadth, rule),
     ]
     return fired(rule, found, {"lead": lead["lead_name"], "followers": followers, "days": days})
 
@@ -355,16 +361,7 @@ def breadth_washout(report: dict, rule: Rule) -> list[Item]:
     breadth = report["breadth"]
     if not breadth:
         return []
-    found = [
-        evidence(
-            "A-share advance ratio",
-            "breadth.advance_ratio",
-            breadth["advance_ratio"],
-            breadth["session_date"],
-            "<=",
-            rule["max_advance_ratio"],
-        )
-    ]
+    found = [weak_breadth(breadth, rule)]
     fields = {"advancers": f"{breadth['advancers']:,}", "decliners": f"{breadth['decliners']:,}"}
     return fired(rule, found, fields)
 
