@@ -64,6 +64,19 @@ def weak_breadth(breadth: dict, rule: Rule) -> Evidence:
     )
 
 
+def wide_history(row: dict, rule: Rule) -> Evidence:
+    """At least ``min_similar`` past spreads of the pair as wide as today's: the history both
+    divergence rules need before they act."""
+    return evidence(
+        "past spreads at least this wide",
+        pair_figure(row, "similar_observations"),
+        row["similar_observations"],
+        pair_dates(row),
+        ">=",
+        rule["min_similar"],
+    )
+
+
 def fired(
     rule: Rule,
     found: list[Evidence],
@@ -224,14 +237,7 @@ def divergence_mean_reversion(report: dict, rule: Rule) -> list[Item]:
                 "==",
                 True,
             ),
-            evidence(
-                "past spreads at least this wide",
-                pair_figure(row, "similar_observations"),
-                row["similar_observations"],
-                pair_dates(row),
-                ">=",
-                rule["min_similar"],
-            ),
+            wide_history(row, rule),
             evidence(
                 "of which halved (%)",
                 pair_figure(row, "similar_narrowed_pct"),
@@ -304,14 +310,7 @@ def divergence_pair_trade(report: dict, rule: Rule) -> list[Item]:
                 ">=",
                 rule["min_abs_zscore"],
             ),
-            evidence(
-                "past spreads at least this wide",
-                pair_figure(row, "similar_observations"),
-                row["similar_observations"],
-                pair_dates(row),
-                ">=",
-                rule["min_similar"],
-            ),
+            wide_history(row, rule),
         ]
         fields = {
             "pair": pair_name(row),

@@ -295,8 +295,7 @@ def context_facts(row: Row | None) -> dict[str, Any] | None:
     """An instrument's context as marts.fct_instrument_context holds it, rounded for the JSON."""
     if row is None:
         return None
-    closes = row["closes_60"]
-    closes = [] if closes is None or closes is pd.NA else closes  # a list column: not _missing
+    closes = row["closes_60"] or []  # a list column (DuckDB's list, or NULL): not _missing
     return {
         "return_1w_pct": _number(row["return_1w_pct"]),
         "return_1m_pct": _number(row["return_1m_pct"]),
